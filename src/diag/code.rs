@@ -1,0 +1,37 @@
+//! The stable diagnostic codes. Editors and tests match on these; never rename one.
+//! docs/diagnostics.md lists them with examples.
+
+pub const PARSE_SYNTAX: &str = "lth::parse::syntax";
+pub const PARSE_NUMBER: &str = "lth::parse::number";
+
+pub const IMPORT_NOT_FOUND: &str = "lth::import::not_found";
+pub const IMPORT_CYCLE: &str = "lth::import::cycle";
+pub const IO_READ: &str = "lth::io::read";
+
+pub const NAME_UNKNOWN: &str = "lth::name::unknown";
+pub const NAME_DUPLICATE: &str = "lth::name::duplicate";
+pub const NAME_NOT_IMPORTED: &str = "lth::name::not_imported";
+pub const NAME_UNKNOWN_FIELD: &str = "lth::name::unknown_field";
+pub const NAME_DUPLICATE_FIELD: &str = "lth::name::duplicate_field";
+pub const NAME_MISSING_FIELD: &str = "lth::name::missing_field";
+pub const NAME_UNKNOWN_LAYER: &str = "lth::name::unknown_layer";
+pub const NAME_UNKNOWN_ARGUMENT: &str = "lth::name::unknown_argument";
+pub const NAME_WRONG_KIND: &str = "lth::name::wrong_kind";
+
+pub const TYPE_MISMATCH: &str = "lth::type::mismatch";
+pub const TYPE_ARITY: &str = "lth::type::arity";
+pub const TYPE_SWEEP_PLACE: &str = "lth::type::sweep_place";
+
+pub const UNIT_WRONG: &str = "lth::unit::wrong";
+pub const UNIT_MISSING: &str = "lth::unit::missing";
+
+pub const RANGE_FRACTION: &str = "lth::range::fraction";
+pub const RANGE_VALUE: &str = "lth::range::value";
+pub const RANGE_REWIND: &str = "lth::range::rewind_after_end";
+pub const RANGE_REQUIRE: &str = "lth::range::require";
+pub const RANGE_ARITHMETIC: &str = "lth::range::arithmetic";
+
+pub const SHAPE_MISMATCH: &str = "lth::shape::mismatch";
+pub const NET_RECURSION: &str = "lth::net::recursion";
+pub const NET_NO_PRUNABLE: &str = "lth::net::no_prunable_layer";
+pub const DERIVE_CYCLE: &str = "lth::name::derive_cycle";

@@ -1,0 +1,8 @@
+//! Front end: source text → syntax tree. Knows nothing of meaning.
+
+pub mod ast;
+pub mod parser;
+pub mod source;
+
+pub use parser::parse;
+pub use source::{FileId, SourceMap, Span};

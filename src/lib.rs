@@ -1,0 +1,13 @@
+//! lthc: a declarative language and interpreter for lottery-ticket experiments.
+//!
+//! The pipeline, one module per stage, each depending only on those before it:
+//! [`lang`] (source → syntax tree) → [`check`] (names, types, units, shapes → specs) →
+//! [`plan`] (specs → a DAG of content-addressed steps). [`diag`] holds the diagnostics every
+//! stage reports; [`cli`] is a thin layer over the rest.
+
+pub mod check;
+pub mod cli;
+pub mod diag;
+pub mod lang;
+pub mod plan;
+pub mod stdlib;
