@@ -3,13 +3,22 @@
 
 /// (import path, text) for every stdlib file.
 pub const FILES: &[(&str, &str)] = &[
-    ("stdlib/networks.lth", include_str!("../stdlib/networks.lth")),
-    ("stdlib/datasets.lth", include_str!("../stdlib/datasets.lth")),
+    (
+        "stdlib/networks.lth",
+        include_str!("../stdlib/networks.lth"),
+    ),
+    (
+        "stdlib/datasets.lth",
+        include_str!("../stdlib/datasets.lth"),
+    ),
     ("stdlib/recipes.lth", include_str!("../stdlib/recipes.lth")),
     ("stdlib/pruning.lth", include_str!("../stdlib/pruning.lth")),
     ("stdlib/mnist.lth", include_str!("../stdlib/mnist.lth")),
     ("stdlib/cifar.lth", include_str!("../stdlib/cifar.lth")),
-    ("stdlib/imagenet.lth", include_str!("../stdlib/imagenet.lth")),
+    (
+        "stdlib/imagenet.lth",
+        include_str!("../stdlib/imagenet.lth"),
+    ),
     ("stdlib/paper.lth", include_str!("../stdlib/paper.lth")),
 ];
 

@@ -22,7 +22,13 @@ impl<'p> Bound<'p> {
 impl<'p> Checker<'p> {
     /// Binds `call`'s arguments to `params` (positional in order, or by name); the first
     /// `required` parameters must be given. `what` names the callee in messages.
-    pub fn bind(&mut self, call: &CallForm<'p>, what: &str, params: &[&'p str], required: usize) -> Option<Bound<'p>> {
+    pub fn bind(
+        &mut self,
+        call: &CallForm<'p>,
+        what: &str,
+        params: &[&'p str],
+        required: usize,
+    ) -> Option<Bound<'p>> {
         self.bind_args(call.file, call.span, call.args, what, params, required)
     }
 
@@ -43,10 +49,15 @@ impl<'p> Checker<'p> {
                 Some(n) => match params.iter().position(|p| *p == n.name) {
                     Some(i) => i,
                     None => {
-                        self.error(code::NAME_UNKNOWN_ARGUMENT, file, n.span, format!("{what} has no argument `{}`", n.name))
-                            .label("unknown argument")
-                            .help(unknown_name_help(&n.name, "argument", params))
-                            .emit();
+                        self.error(
+                            code::NAME_UNKNOWN_ARGUMENT,
+                            file,
+                            n.span,
+                            format!("{what} has no argument `{}`", n.name),
+                        )
+                        .label("unknown argument")
+                        .help(unknown_name_help(&n.name, "argument", params))
+                        .emit();
                         ok = false;
                         continue;
                     }
@@ -57,7 +68,11 @@ impl<'p> Checker<'p> {
                             code::TYPE_ARITY,
                             file,
                             a.value.span,
-                            format!("{what} takes at most {} argument{}", params.len(), plural(params.len())),
+                            format!(
+                                "{what} takes at most {} argument{}",
+                                params.len(),
+                                plural(params.len())
+                            ),
                         )
                         .label("one argument too many")
                         .help(if params.is_empty() {
@@ -74,10 +89,15 @@ impl<'p> Checker<'p> {
                 }
             };
             if values[slot].is_some() {
-                self.error(code::TYPE_ARITY, file, a.value.span, format!("argument `{}` of {what} is given twice", params[slot]))
-                    .label("given again here")
-                    .help("give each argument once")
-                    .emit();
+                self.error(
+                    code::TYPE_ARITY,
+                    file,
+                    a.value.span,
+                    format!("argument `{}` of {what} is given twice", params[slot]),
+                )
+                .label("given again here")
+                .help("give each argument once")
+                .emit();
                 ok = false;
                 continue;
             }
@@ -85,10 +105,15 @@ impl<'p> Checker<'p> {
         }
         for (i, p) in params.iter().enumerate().take(required) {
             if values[i].is_none() {
-                self.error(code::TYPE_ARITY, file, span, format!("{what} needs the argument `{p}`"))
-                    .label(format!("`{p}` is missing"))
-                    .help(format!("its arguments are: {}", params.join(", ")))
-                    .emit();
+                self.error(
+                    code::TYPE_ARITY,
+                    file,
+                    span,
+                    format!("{what} needs the argument `{p}`"),
+                )
+                .label(format!("`{p}` is missing"))
+                .help(format!("its arguments are: {}", params.join(", ")))
+                .emit();
                 ok = false;
             }
         }

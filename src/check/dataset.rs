@@ -8,7 +8,18 @@ use crate::lang::ast::DefKind;
 use crate::lang::FileId;
 
 const FIELDS: &[&str] = &[
-    "format", "source", "fetch", "shape", "classes", "train_size", "test_size", "holdout", "mean", "std", "augment", "resize",
+    "format",
+    "source",
+    "fetch",
+    "shape",
+    "classes",
+    "train_size",
+    "test_size",
+    "holdout",
+    "mean",
+    "std",
+    "augment",
+    "resize",
 ];
 const FORMATS: &[&str] = &["idx", "cifar10_binary", "image_folder"];
 const AUGMENTS: &[&str] = &["random_crop", "horizontal_flip", "random_resized_crop"];
@@ -23,7 +34,14 @@ impl<'p> Checker<'p> {
 
     /// The dataset an experiment's `data = ...` names.
     pub fn dataset_ref(&mut self, at: At<'p>) -> Option<DatasetSpec> {
-        let name = self.prog.sources.snippet(at.file, at.span()).split_whitespace().next().unwrap_or("").to_string();
+        let name = self
+            .prog
+            .sources
+            .snippet(at.file, at.span())
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string();
         let rec = self.expr_record(at, DefKind::Dataset)?;
         self.dataset_record(rec, name)
     }
@@ -42,7 +60,9 @@ impl<'p> Checker<'p> {
             None => Some(name.clone()),
         };
         let fetch = match rec.get("fetch") {
-            Some(at) => self.symbol(at, FETCHERS, "fetcher").map(|s| Some(s.to_string())),
+            Some(at) => self
+                .symbol(at, FETCHERS, "fetcher")
+                .map(|s| Some(s.to_string())),
             None => Some(None),
         };
         let shape = match rec.get("shape") {
@@ -52,13 +72,16 @@ impl<'p> Checker<'p> {
                 None
             }
         };
-        let count = |cx: &mut Self, rec: &mut Record<'p>, field: &str, example: &str, min: i64| match rec.get(field) {
-            Some(at) => cx.int_at_least(at, min, field),
-            None => {
-                rec.missing(cx, field, example);
-                None
-            }
-        };
+        let count =
+            |cx: &mut Self, rec: &mut Record<'p>, field: &str, example: &str, min: i64| match rec
+                .get(field)
+            {
+                Some(at) => cx.int_at_least(at, min, field),
+                None => {
+                    rec.missing(cx, field, example);
+                    None
+                }
+            };
         let classes = count(self, &mut rec, "classes", "10", 2);
         let train_size = count(self, &mut rec, "train_size", "60000", 1);
         let test_size = count(self, &mut rec, "test_size", "10000", 1);
@@ -67,10 +90,15 @@ impl<'p> Checker<'p> {
                 let h = self.int_at_least(at, 0, "holdout");
                 if let (Some(h), Some(t)) = (h, train_size) {
                     if h >= t {
-                        self.error(code::RANGE_VALUE, at.file, at.span(), format!("holdout ({h}) must be smaller than train_size ({t})"))
-                            .label("leaves nothing to train on")
-                            .help("hold out fewer examples")
-                            .emit();
+                        self.error(
+                            code::RANGE_VALUE,
+                            at.file,
+                            at.span(),
+                            format!("holdout ({h}) must be smaller than train_size ({t})"),
+                        )
+                        .label("leaves nothing to train on")
+                        .help("hold out fewer examples")
+                        .emit();
                         ok = false;
                     }
                 }
@@ -79,7 +107,9 @@ impl<'p> Checker<'p> {
             None => Some(0),
         };
         let floats = |cx: &mut Self, rec: &mut Record<'p>, field: &str| -> Option<Vec<f64>> {
-            let Some(at) = rec.get(field) else { return Some(Vec::new()) };
+            let Some(at) = rec.get(field) else {
+                return Some(Vec::new());
+            };
             let mut out = Vec::new();
             for item in cx.items(at)? {
                 out.push(cx.number(item)?);
@@ -103,10 +133,15 @@ impl<'p> Checker<'p> {
             }
             if s.iter().any(|x| *x <= 0.0) {
                 if let Some(at) = rec.get("std") {
-                    self.error(code::RANGE_VALUE, at.file, at.span(), "`std` values must be positive")
-                        .label("not positive")
-                        .help("a standard deviation is above 0")
-                        .emit();
+                    self.error(
+                        code::RANGE_VALUE,
+                        at.file,
+                        at.span(),
+                        "`std` values must be positive",
+                    )
+                    .label("not positive")
+                    .help("a standard deviation is above 0")
+                    .emit();
                 }
                 ok = false;
             }
@@ -164,15 +199,19 @@ impl<'p> Checker<'p> {
                     };
                     Some(Augment::RandomCrop { padding })
                 }),
-                "horizontal_flip" => self.bind(&c, &what, &[], 0).map(|_| Augment::HorizontalFlip),
-                _ => self.bind(&c, &what, &["size", "min_scale"], 1).and_then(|b| {
-                    let size = self.int_at_least(b.get("size")?, 1, "size")?;
-                    let min_scale = match b.get("min_scale") {
-                        Some(m) => self.fraction(m, "min_scale")?,
-                        None => 0.08,
-                    };
-                    Some(Augment::RandomResizedCrop { size, min_scale })
-                }),
+                "horizontal_flip" => self
+                    .bind(&c, &what, &[], 0)
+                    .map(|_| Augment::HorizontalFlip),
+                _ => self
+                    .bind(&c, &what, &["size", "min_scale"], 1)
+                    .and_then(|b| {
+                        let size = self.int_at_least(b.get("size")?, 1, "size")?;
+                        let min_scale = match b.get("min_scale") {
+                            Some(m) => self.fraction(m, "min_scale")?,
+                            None => 0.08,
+                        };
+                        Some(Augment::RandomResizedCrop { size, min_scale })
+                    }),
             };
             match a {
                 Some(a) => out.push(a),
@@ -183,14 +222,24 @@ impl<'p> Checker<'p> {
     }
 
     /// The name of a call form, checked against `choices`.
-    pub fn symbol_name(&mut self, c: &super::record::CallForm<'p>, choices: &[&'static str], what: &str) -> Option<&'static str> {
+    pub fn symbol_name(
+        &mut self,
+        c: &super::record::CallForm<'p>,
+        choices: &[&'static str],
+        what: &str,
+    ) -> Option<&'static str> {
         if let Some(found) = choices.iter().find(|x| **x == c.name) {
             return Some(found);
         }
-        self.error(code::NAME_UNKNOWN, c.file, c.name_span, format!("unknown {what} `{}`", c.name))
-            .label(format!("not a known {what}"))
-            .help(crate::diag::unknown_name_help(c.name, what, choices))
-            .emit();
+        self.error(
+            code::NAME_UNKNOWN,
+            c.file,
+            c.name_span,
+            format!("unknown {what} `{}`", c.name),
+        )
+        .label(format!("not a known {what}"))
+        .help(crate::diag::unknown_name_help(c.name, what, choices))
+        .emit();
         None
     }
 }

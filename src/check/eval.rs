@@ -70,15 +70,28 @@ impl<'p> Checker<'p> {
         let at = self.resolve(at)?;
         let (file, span) = (at.file, at.span());
         match at.kind() {
-            ExprKind::Number { value, is_int, unit } => match unit {
+            ExprKind::Number {
+                value,
+                is_int,
+                unit,
+            } => match unit {
                 None if *is_int => Some(Value::Int(*value as i64)),
                 None => Some(Value::Float(*value)),
                 Some(u) => {
-                    let what = if *u == Unit::Percent { "a percentage" } else { "a duration" };
-                    self.error(code::UNIT_WRONG, file, span, format!("expected a plain number, found {what}"))
-                        .label(format!("`{}` has no meaning here", u.word()))
-                        .help("remove the unit: this value is a count or a size")
-                        .emit();
+                    let what = if *u == Unit::Percent {
+                        "a percentage"
+                    } else {
+                        "a duration"
+                    };
+                    self.error(
+                        code::UNIT_WRONG,
+                        file,
+                        span,
+                        format!("expected a plain number, found {what}"),
+                    )
+                    .label(format!("`{}` has no meaning here", u.word()))
+                    .help("remove the unit: this value is a count or a size")
+                    .emit();
                     None
                 }
             },
@@ -93,10 +106,15 @@ impl<'p> Checker<'p> {
                     } else {
                         unknown_name_help(name, "parameter", &names)
                     };
-                    self.error(code::NAME_UNKNOWN, file, span, format!("unknown name `{name}`"))
-                        .label("not a parameter or loop variable in scope")
-                        .help(help)
-                        .emit();
+                    self.error(
+                        code::NAME_UNKNOWN,
+                        file,
+                        span,
+                        format!("unknown name `{name}`"),
+                    )
+                    .label("not a parameter or loop variable in scope")
+                    .help(help)
+                    .emit();
                     None
                 }
             },
@@ -108,7 +126,10 @@ impl<'p> Checker<'p> {
                 Some(Value::List(out))
             }
             ExprKind::Neg(inner) => match self.eval(At::new(file, inner), env)? {
-                Value::Int(i) => i.checked_neg().map(Value::Int).or_else(|| self.overflow(at)),
+                Value::Int(i) => i
+                    .checked_neg()
+                    .map(Value::Int)
+                    .or_else(|| self.overflow(at)),
                 Value::Float(f) => Some(Value::Float(-f)),
                 v => self.mismatch(at, "a number", &v),
             },
@@ -125,17 +146,27 @@ impl<'p> Checker<'p> {
                     None => 1,
                 };
                 if st <= 0 {
-                    self.error(code::RANGE_VALUE, file, span, "a range's step must be positive")
-                        .label("step here")
-                        .help("write `a..b by n` with n >= 1")
-                        .emit();
+                    self.error(
+                        code::RANGE_VALUE,
+                        file,
+                        span,
+                        "a range's step must be positive",
+                    )
+                    .label("step here")
+                    .help("write `a..b by n` with n >= 1")
+                    .emit();
                     return None;
                 }
                 if e.saturating_sub(s) / st > MAX_RANGE {
-                    self.error(code::RANGE_VALUE, file, span, format!("this range has more than {MAX_RANGE} values"))
-                        .label("too long")
-                        .help("ranges are inclusive: `1..3` is 1, 2, 3")
-                        .emit();
+                    self.error(
+                        code::RANGE_VALUE,
+                        file,
+                        span,
+                        format!("this range has more than {MAX_RANGE} values"),
+                    )
+                    .label("too long")
+                    .help("ranges are inclusive: `1..3` is 1, 2, 3")
+                    .emit();
                     return None;
                 }
                 let mut out = Vec::new();
@@ -146,7 +177,11 @@ impl<'p> Checker<'p> {
                 }
                 Some(Value::List(out))
             }
-            ExprKind::If { cond, then, otherwise } => match self.eval(At::new(file, cond), env)? {
+            ExprKind::If {
+                cond,
+                then,
+                otherwise,
+            } => match self.eval(At::new(file, cond), env)? {
                 Value::Bool(true) => self.eval(At::new(file, then), env),
                 Value::Bool(false) => self.eval(At::new(file, otherwise), env),
                 v => self.mismatch(At::new(file, cond), "a condition (true or false)", &v),
@@ -157,13 +192,21 @@ impl<'p> Checker<'p> {
                 match b {
                     Value::List(items) => {
                         let n = items.len();
-                        match usize::try_from(i).ok().and_then(|i| items.into_iter().nth(i)) {
+                        match usize::try_from(i)
+                            .ok()
+                            .and_then(|i| items.into_iter().nth(i))
+                        {
                             Some(v) => Some(v),
                             None => {
-                                self.error(code::RANGE_VALUE, file, index.span, format!("index {i} is out of range"))
-                                    .label(format!("the list has {n} elements"))
-                                    .help("indices start at 0")
-                                    .emit();
+                                self.error(
+                                    code::RANGE_VALUE,
+                                    file,
+                                    index.span,
+                                    format!("index {i} is out of range"),
+                                )
+                                .label(format!("the list has {n} elements"))
+                                .help("indices start at 0")
+                                .emit();
                                 None
                             }
                         }
@@ -173,17 +216,31 @@ impl<'p> Checker<'p> {
             }
             ExprKind::Call { callee, args } => {
                 if !BUILTIN_FUNCTIONS.contains(&callee.name.as_str()) {
-                    self.error(code::NAME_UNKNOWN, file, callee.span, format!("unknown function `{}`", callee.name))
-                        .label("not a function")
-                        .help(unknown_name_help(&callee.name, "function", BUILTIN_FUNCTIONS))
-                        .emit();
+                    self.error(
+                        code::NAME_UNKNOWN,
+                        file,
+                        callee.span,
+                        format!("unknown function `{}`", callee.name),
+                    )
+                    .label("not a function")
+                    .help(unknown_name_help(
+                        &callee.name,
+                        "function",
+                        BUILTIN_FUNCTIONS,
+                    ))
+                    .emit();
                     return None;
                 }
                 if args.len() != 1 || args[0].name.is_some() {
-                    self.error(code::TYPE_ARITY, file, span, format!("`{}` takes one list", callee.name))
-                        .label("wrong arguments")
-                        .help(format!("write `{}(xs)`", callee.name))
-                        .emit();
+                    self.error(
+                        code::TYPE_ARITY,
+                        file,
+                        span,
+                        format!("`{}` takes one list", callee.name),
+                    )
+                    .label("wrong arguments")
+                    .help(format!("write `{}(xs)`", callee.name))
+                    .emit();
                     return None;
                 }
                 let arg = At::new(file, &args[0].value);
@@ -193,10 +250,15 @@ impl<'p> Checker<'p> {
                 };
                 let n = items.len();
                 let empty = |cx: &mut Self| {
-                    cx.error(code::RANGE_VALUE, file, span, format!("`{}` of an empty list", callee.name))
-                        .label("the list is empty")
-                        .help("check the list's length with `require len(xs) > 0`")
-                        .emit();
+                    cx.error(
+                        code::RANGE_VALUE,
+                        file,
+                        span,
+                        format!("`{}` of an empty list", callee.name),
+                    )
+                    .label("the list is empty")
+                    .help("check the list's length with `require len(xs) > 0`")
+                    .emit();
                     None
                 };
                 match callee.name.as_str() {
@@ -221,10 +283,15 @@ impl<'p> Checker<'p> {
                 }
             }
             _ => {
-                self.error(code::TYPE_MISMATCH, file, span, format!("{} cannot be used as a value here", at.expr.describe()))
-                    .label("not a plain value")
-                    .help("use a number, a string, a boolean or a list here")
-                    .emit();
+                self.error(
+                    code::TYPE_MISMATCH,
+                    file,
+                    span,
+                    format!("{} cannot be used as a value here", at.expr.describe()),
+                )
+                .label("not a plain value")
+                .help("use a number, a string, a boolean or a list here")
+                .emit();
                 None
             }
         }
@@ -251,10 +318,15 @@ impl<'p> Checker<'p> {
     }
 
     fn overflow<T>(&mut self, at: At<'p>) -> Option<T> {
-        self.error(code::RANGE_ARITHMETIC, at.file, at.span(), "integer overflow")
-            .label("this overflows a 64-bit integer")
-            .help("use smaller numbers")
-            .emit();
+        self.error(
+            code::RANGE_ARITHMETIC,
+            at.file,
+            at.span(),
+            "integer overflow",
+        )
+        .label("this overflows a 64-bit integer")
+        .help("use smaller numbers")
+        .emit();
         None
     }
 
@@ -268,18 +340,27 @@ impl<'p> Checker<'p> {
                 let bad = if matches!(a, Bool(_)) { b } else { a };
                 self.mismatch(at, "a condition (true or false)", &bad)
             }
-            (Eq, a, b) => Some(Bool(a == b || (a.as_f64().is_some() && a.as_f64() == b.as_f64()))),
-            (Ne, a, b) => Some(Bool(!(a == b || (a.as_f64().is_some() && a.as_f64() == b.as_f64())))),
+            (Eq, a, b) => Some(Bool(
+                a == b || (a.as_f64().is_some() && a.as_f64() == b.as_f64()),
+            )),
+            (Ne, a, b) => Some(Bool(
+                !(a == b || (a.as_f64().is_some() && a.as_f64() == b.as_f64())),
+            )),
             (op, Int(a), Int(b)) => {
                 let v = match op {
                     Add => a.checked_add(b),
                     Sub => a.checked_sub(b),
                     Mul => a.checked_mul(b),
                     Div | Mod if b == 0 => {
-                        self.error(code::RANGE_ARITHMETIC, at.file, at.span(), "division by zero")
-                            .label("the divisor is 0")
-                            .help("check the parameters this expression uses")
-                            .emit();
+                        self.error(
+                            code::RANGE_ARITHMETIC,
+                            at.file,
+                            at.span(),
+                            "division by zero",
+                        )
+                        .label("the divisor is 0")
+                        .help("check the parameters this expression uses")
+                        .emit();
                         return None;
                     }
                     Div => a.checked_div(b),
@@ -303,8 +384,16 @@ impl<'p> Checker<'p> {
                     Gt => Bool(x > y),
                     _ => Bool(x >= y),
                 }),
-                (None, _) => self.mismatch(at, &format!("a number on the left of `{}`", op.symbol()), &a),
-                _ => self.mismatch(at, &format!("a number on the right of `{}`", op.symbol()), &b),
+                (None, _) => self.mismatch(
+                    at,
+                    &format!("a number on the left of `{}`", op.symbol()),
+                    &a,
+                ),
+                _ => self.mismatch(
+                    at,
+                    &format!("a number on the right of `{}`", op.symbol()),
+                    &b,
+                ),
             },
         }
     }

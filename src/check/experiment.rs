@@ -6,7 +6,9 @@ use super::spec::{Control, ExperimentSpec, Measures};
 use super::{At, Checker, DefId};
 use crate::diag::code;
 
-const FIELDS: &[&str] = &["network", "data", "train", "prune", "rewind", "seeds", "controls", "measure"];
+const FIELDS: &[&str] = &[
+    "network", "data", "train", "prune", "rewind", "seeds", "controls", "measure",
+];
 const CONTROLS: &[&str] = &["random_reinit", "random_prune"];
 const MEASURES: &[&str] = &["accuracy", "stability", "interpolation"];
 
@@ -14,7 +16,9 @@ impl<'p> Checker<'p> {
     /// Every instance of an experiment (one per sweep combination).
     pub fn experiment(&mut self, id: DefId) -> Vec<ExperimentSpec> {
         let (file, def) = (self.defs[id.0].file, self.defs[id.0].def);
-        let Some(rec) = self.def_record(id) else { return Vec::new() };
+        let Some(rec) = self.def_record(id) else {
+            return Vec::new();
+        };
         let dims = self.collect_sweeps(rec.fields());
         let Some(combos) = self.combinations(&dims, (file, def.name.span)) else {
             return Vec::new();
@@ -22,12 +26,15 @@ impl<'p> Checker<'p> {
         let mut out = Vec::new();
         for (choice, labels) in combos {
             self.sweep_choice = choice;
-            let Some(rec) = self.def_record(id) else { continue };
+            let Some(rec) = self.def_record(id) else {
+                continue;
+            };
             if let Some(mut spec) = self.experiment_instance(rec, &def.name.name) {
                 spec.instance = if labels.is_empty() {
                     spec.name.clone()
                 } else {
-                    let parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    let parts: Vec<String> =
+                        labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
                     format!("{}[{}]", spec.name, parts.join(","))
                 };
                 spec.sweep = labels;
@@ -104,16 +111,26 @@ impl<'p> Checker<'p> {
         })
     }
 
-    fn rewind_points(&mut self, at: At<'p>, ipe: Option<u64>, end: Option<u64>) -> Option<Vec<u64>> {
+    fn rewind_points(
+        &mut self,
+        at: At<'p>,
+        ipe: Option<u64>,
+        end: Option<u64>,
+    ) -> Option<Vec<u64>> {
         let mut out = Vec::new();
         let mut ok = true;
         for item in self.items(at)? {
             match self.duration_within(item, "the rewind point", ipe, end) {
                 Some(k) if end == Some(k) => {
-                    self.error(code::RANGE_REWIND, item.file, item.span(), "rewinding to the end of training leaves nothing to retrain")
-                        .label("the last iteration")
-                        .help("choose a rewind point before the end of training")
-                        .emit();
+                    self.error(
+                        code::RANGE_REWIND,
+                        item.file,
+                        item.span(),
+                        "rewinding to the end of training leaves nothing to retrain",
+                    )
+                    .label("the last iteration")
+                    .help("choose a rewind point before the end of training")
+                    .emit();
                     ok = false;
                 }
                 Some(k) => out.push(k),
@@ -134,7 +151,13 @@ impl<'p> Checker<'p> {
         for v in values {
             match v {
                 super::eval::Value::Int(i) if i >= 0 => out.push(i as u64),
-                other => return self.mismatch(at, "non-negative integer seeds (`1..3` or `[1, 2]`)", &other),
+                other => {
+                    return self.mismatch(
+                        at,
+                        "non-negative integer seeds (`1..3` or `[1, 2]`)",
+                        &other,
+                    )
+                }
             }
         }
         out.sort_unstable();
@@ -167,7 +190,12 @@ impl<'p> Checker<'p> {
             } else {
                 let b = self.bind(&c, "`random_prune`", &["scope"], 0)?;
                 match b.get("scope") {
-                    Some(s) if self.symbol(s, &["global", "layerwise"], "pruning scope")? == "global" => Control::RandomPruneGlobal,
+                    Some(s)
+                        if self.symbol(s, &["global", "layerwise"], "pruning scope")?
+                            == "global" =>
+                    {
+                        Control::RandomPruneGlobal
+                    }
                     Some(_) | None => Control::RandomPrune,
                 }
             };
@@ -214,10 +242,15 @@ impl<'p> Checker<'p> {
                         None => 30,
                     };
                     if points > 1000 {
-                        self.error(code::RANGE_VALUE, c.file, c.span, format!("{points} interpolation points is more than 1000"))
-                            .label("too many points")
-                            .help("30 points, as in the linear mode connectivity paper, is plenty")
-                            .emit();
+                        self.error(
+                            code::RANGE_VALUE,
+                            c.file,
+                            c.span,
+                            format!("{points} interpolation points is more than 1000"),
+                        )
+                        .label("too many points")
+                        .help("30 points, as in the linear mode connectivity paper, is plenty")
+                        .emit();
                         return None;
                     }
                     m.interpolation_points = Some(points as u32);

@@ -73,7 +73,11 @@ pub fn load(paths: &[PathBuf], provider: &dyn SourceProvider) -> Program {
     for p in paths {
         let display = display_path(p);
         let source = match stdlib_key(&display) {
-            Some(key) => Ok((key, None, crate::stdlib::get(&display).unwrap_or_default().to_string())),
+            Some(key) => Ok((
+                key,
+                None,
+                crate::stdlib::get(&display).unwrap_or_default().to_string(),
+            )),
             None => provider.read(p).map(|t| (disk_key(p), Some(p.clone()), t)),
         };
         match source {
@@ -126,9 +130,14 @@ impl Loader<'_> {
                     .chain(std::iter::once(self.prog.sources.get(id).name.clone()))
                     .collect();
                 self.prog.diags.push(
-                    Diag::error(code::IMPORT_CYCLE, file, span, format!("import cycle: {}", chain.join(" → ")))
-                        .label("this import closes the cycle")
-                        .help("move the shared definitions into a file that both can import"),
+                    Diag::error(
+                        code::IMPORT_CYCLE,
+                        file,
+                        span,
+                        format!("import cycle: {}", chain.join(" → ")),
+                    )
+                    .label("this import closes the cycle")
+                    .help("move the shared definitions into a file that both can import"),
                 );
             }
             return Some(id);
@@ -172,21 +181,31 @@ impl Loader<'_> {
             .path
             .as_ref()
             .and_then(|p| p.parent().map(Path::to_path_buf));
-        let candidate = match &base_dir {
-            Some(d) => d.join(target),
-            None => PathBuf::from(target),
-        };
-        // A file next to the importer wins; `stdlib/...` falls back to the embedded library.
-        if let Ok(text) = self.provider.read(&candidate) {
-            let display = display_path(&candidate);
-            return self.load_file(disk_key(&candidate), display, Some(candidate), text, Some((from, span)));
-        }
+        // `stdlib/...` always means the library compiled into lthc, so that it is loaded once
+        // whatever the importer's directory; other paths are relative to the importer.
         if let Some(key) = stdlib_key(target) {
             let text = crate::stdlib::get(&key).unwrap_or_default().to_string();
             return self.load_file(key.clone(), key, None, text, Some((from, span)));
         }
-        let mut d = Diag::error(code::IMPORT_NOT_FOUND, from, span, format!("cannot find imported file `{target}`"))
-            .label("no such file");
+        if let Some(candidate) = base_dir.as_ref().map(|d| d.join(target)) {
+            if let Ok(text) = self.provider.read(&candidate) {
+                let display = display_path(&candidate);
+                return self.load_file(
+                    disk_key(&candidate),
+                    display,
+                    Some(candidate),
+                    text,
+                    Some((from, span)),
+                );
+            }
+        }
+        let mut d = Diag::error(
+            code::IMPORT_NOT_FOUND,
+            from,
+            span,
+            format!("cannot find imported file `{target}`"),
+        )
+        .label("no such file");
         d = d.help(match &base_dir {
             Some(dir) => format!(
                 "imports are relative to the importing file (looked for `{}`); the standard library is imported as `stdlib/<name>.lth`",

@@ -7,8 +7,8 @@ mod dataset;
 mod eval;
 mod experiment;
 pub mod loader;
-mod network;
 pub mod netspec;
+mod network;
 mod pruning;
 mod recipe;
 mod record;
@@ -43,7 +43,10 @@ pub struct Checked {
 
 /// Loads and checks `paths`; returns the program (for rendering), the checked result and every
 /// diagnostic, sorted by file and position.
-pub fn check_files(paths: &[PathBuf], provider: &dyn SourceProvider) -> (Program, Checked, Vec<Diag>) {
+pub fn check_files(
+    paths: &[PathBuf],
+    provider: &dyn SourceProvider,
+) -> (Program, Checked, Vec<Diag>) {
     let prog = load(paths, provider);
     let (checked, diags) = check(&prog);
     (prog, checked, diags)
@@ -92,10 +95,11 @@ impl<'p> Checker<'p> {
             net_cache: Default::default(),
             sweep_choice: Default::default(),
         };
-        for (f, module) in prog.modules.iter().enumerate() {
-            for item in &module.items {
+        // Imported files first, so that a clash is reported in the importing file.
+        for f in import_order(prog) {
+            for item in &prog.modules[f.0].items {
                 if let Item::Def(def) = item {
-                    cx.add_def(FileId(f), def);
+                    cx.add_def(f, def);
                 }
             }
         }
@@ -115,14 +119,22 @@ impl<'p> Checker<'p> {
             )
             .label(format!("second definition of `{}`", def.name.name))
             .related(p.file, p.def.name.span, "first defined here")
-            .help("every network, dataset, recipe, pruning, experiment and report needs its own name");
+            .help(
+                "every network, dataset, recipe, pruning, experiment and report needs its own name",
+            );
             self.diags.push(d);
             return;
         }
         self.by_name.insert(&def.name.name, id);
     }
 
-    pub fn error(&mut self, code: &'static str, file: FileId, span: Span, message: impl Into<String>) -> DiagBuilder<'_, 'p> {
+    pub fn error(
+        &mut self,
+        code: &'static str,
+        file: FileId,
+        span: Span,
+        message: impl Into<String>,
+    ) -> DiagBuilder<'_, 'p> {
         DiagBuilder {
             cx: self,
             diag: Some(Diag::error(code, file, span, message)),
@@ -139,25 +151,36 @@ impl<'p> Checker<'p> {
                 .map(|d| d.def.name.name.as_str())
                 .collect();
             let help = unknown_name_help(name, kind.word(), &candidates);
-            self.error(code::NAME_UNKNOWN, file, span, format!("unknown {} `{name}`", kind.word()))
-                .label(format!("no {} is called `{name}`", kind.word()))
-                .help(help)
-                .emit();
+            self.error(
+                code::NAME_UNKNOWN,
+                file,
+                span,
+                format!("unknown {} `{name}`", kind.word()),
+            )
+            .label(format!("no {} is called `{name}`", kind.word()))
+            .help(help)
+            .emit();
             return None;
         };
         let entry = &self.defs[id.0];
         if entry.def.kind != kind {
-            let (ef, es) = (entry.file, entry.def.name.span);
-            let found = entry.def.kind.word();
+            let (ef, es, found) = (
+                entry.file,
+                entry.def.name.span,
+                entry.def.kind.with_article(),
+            );
             self.error(
                 code::NAME_WRONG_KIND,
                 file,
                 span,
-                format!("`{name}` is a {found}, but a {} is expected here", kind.word()),
+                format!(
+                    "`{name}` is {found}, but {} is expected here",
+                    kind.with_article()
+                ),
             )
-            .label(format!("expected a {}", kind.word()))
-            .related(ef, es, format!("`{name}` is defined here as a {found}"))
-            .help(format!("use the name of a {}", kind.word()))
+            .label(format!("expected {}", kind.with_article()))
+            .related(ef, es, format!("`{name}` is defined here as {found}"))
+            .help(format!("use the name of {}", kind.with_article()))
             .emit();
             return None;
         }
@@ -222,12 +245,40 @@ impl<'p> Checker<'p> {
             }
         }
         for e in &checked.experiments {
-            if !checked.networks.iter().any(|n| n.key() == e.network.key() && n.display == e.network.display) {
+            if !checked
+                .networks
+                .iter()
+                .any(|n| n.key() == e.network.key() && n.display == e.network.display)
+            {
                 checked.networks.push(e.network.clone());
             }
         }
         checked
     }
+}
+
+/// Every file after the files it imports (depth-first post-order from the roots).
+fn import_order(prog: &Program) -> Vec<FileId> {
+    fn visit(prog: &Program, f: FileId, seen: &mut Vec<bool>, out: &mut Vec<FileId>) {
+        if std::mem::replace(&mut seen[f.0], true) {
+            return;
+        }
+        for &d in &prog.imports[f.0] {
+            visit(prog, d, seen, out);
+        }
+        out.push(f);
+    }
+    let mut seen = vec![false; prog.modules.len()];
+    let mut out = Vec::new();
+    for f in prog
+        .roots
+        .iter()
+        .copied()
+        .chain((0..prog.modules.len()).map(FileId))
+    {
+        visit(prog, f, &mut seen, &mut out);
+    }
+    out
 }
 
 /// Builds a diagnostic fluently and pushes it on `emit`.

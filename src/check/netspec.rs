@@ -133,7 +133,11 @@ impl NetSpec {
 fn add_stats(layers: &[Layer], s: &mut Stats, count_flops: bool) {
     for l in layers {
         match &l.op {
-            Op::Dense { inputs, outputs, bias } => {
+            Op::Dense {
+                inputs,
+                outputs,
+                bias,
+            } => {
                 s.parameters += inputs * outputs + if *bias { *outputs } else { 0 };
                 s.prunable += inputs * outputs;
                 if count_flops {
@@ -174,7 +178,9 @@ fn add_stats(layers: &[Layer], s: &mut Stats, count_flops: bool) {
 fn collect_prunable(layers: &[Layer], out: &mut Vec<Prunable>) {
     for l in layers {
         match &l.op {
-            Op::Dense { inputs, outputs, .. } => out.push(Prunable {
+            Op::Dense {
+                inputs, outputs, ..
+            } => out.push(Prunable {
                 name: l.name.clone(),
                 labels: l.labels.clone(),
                 weights: inputs * outputs,
@@ -223,7 +229,11 @@ fn canon_pool(kind: &str, p: &Pool) -> Json {
 
 fn canon_op(op: &Op) -> Json {
     match op {
-        Op::Dense { inputs, outputs, bias } => {
+        Op::Dense {
+            inputs,
+            outputs,
+            bias,
+        } => {
             let mut m = Map::new();
             m.insert("op".into(), "dense".into());
             m.insert("in".into(), (*inputs).into());
@@ -262,7 +272,11 @@ fn canon_op(op: &Op) -> Json {
             }
             Json::Object(m)
         }
-        Op::BatchNorm { channels, eps, momentum } => {
+        Op::BatchNorm {
+            channels,
+            eps,
+            momentum,
+        } => {
             let mut m = Map::new();
             m.insert("op".into(), "batchnorm".into());
             m.insert("channels".into(), (*channels).into());
@@ -286,6 +300,8 @@ fn canon_op(op: &Op) -> Json {
         Op::Concat { branches } => {
             json!({"op": "concat", "branches": branches.iter().map(|b| canon_layers(b)).collect::<Vec<_>>()})
         }
-        Op::Aux { weight, body } => json!({"op": "aux", "weight": weight, "body": canon_layers(body)}),
+        Op::Aux { weight, body } => {
+            json!({"op": "aux", "weight": weight, "body": canon_layers(body)})
+        }
     }
 }

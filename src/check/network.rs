@@ -57,7 +57,10 @@ impl<'p> Checker<'p> {
     /// (it has an `on` input shape and every parameter has a default).
     pub fn check_network_def(&mut self, id: DefId) -> Option<NetSpec> {
         let (file, def) = (self.defs[id.0].file, self.defs[id.0].def);
-        let buildable = def.params.iter().all(|p| p.default.is_some() || p.variadic);
+        let buildable = def
+            .params
+            .iter()
+            .all(|p| p.default.is_some() && !p.variadic);
         match (&def.body, &def.input) {
             (DefBody::Alias(e), _) => {
                 let input = self.alias_input(id)?;
@@ -85,7 +88,9 @@ impl<'p> Checker<'p> {
             if let Some(s) = &def.input {
                 return self.shape(At::new(file, s));
             }
-            let DefBody::Alias(e) = &def.body else { return None };
+            let DefBody::Alias(e) = &def.body else {
+                return None;
+            };
             let callee = match &e.kind {
                 ExprKind::Call { callee, .. } => callee.name.as_str(),
                 ExprKind::Ident(n) => n.as_str(),
@@ -114,37 +119,64 @@ impl<'p> Checker<'p> {
     }
 
     fn bad_shape<T>(&mut self, at: At<'p>) -> Option<T> {
-        self.error(code::TYPE_MISMATCH, at.file, at.span(), "an input shape is `[channels, height, width]` or `[features]`")
-            .label("not a shape")
-            .help("write e.g. `on [3, 32, 32]` with positive sizes")
-            .emit();
+        self.error(
+            code::TYPE_MISMATCH,
+            at.file,
+            at.span(),
+            "an input shape is `[channels, height, width]` or `[features]`",
+        )
+        .label("not a shape")
+        .help("write e.g. `on [3, 32, 32]` with positive sizes")
+        .emit();
         None
     }
 
     /// A network as an experiment names it (`lenet`, `resnet_cifar(depth: 56)`), on `input`.
-    pub fn network_ref(&mut self, at: At<'p>, input: &[u64], display: Option<String>) -> Option<NetSpec> {
+    pub fn network_ref(
+        &mut self,
+        at: At<'p>,
+        input: &[u64],
+        display: Option<String>,
+    ) -> Option<NetSpec> {
         let at = self.resolve(at)?;
         let (callee, args): (&'p str, &'p [Arg]) = match &at.expr.kind {
             ExprKind::Call { callee, args } => (&callee.name, args),
             ExprKind::Ident(n) => (n, &[]),
             _ => {
-                self.error(code::TYPE_MISMATCH, at.file, at.span(), format!("expected a network, found {}", at.expr.describe()))
-                    .label("not a network")
-                    .help("name a network, e.g. `lenet` or `resnet_cifar(depth: 56)`")
-                    .emit();
+                self.error(
+                    code::TYPE_MISMATCH,
+                    at.file,
+                    at.span(),
+                    format!("expected a network, found {}", at.expr.describe()),
+                )
+                .label("not a network")
+                .help("name a network, e.g. `lenet` or `resnet_cifar(depth: 56)`")
+                .emit();
                 return None;
             }
         };
         let id = self.lookup(at.file, callee, at.span(), DefKind::Network)?;
         let env = Env::new();
-        let display = display.unwrap_or_else(|| self.prog.sources.snippet(at.file, at.span()).split_whitespace().collect::<Vec<_>>().join(" "));
+        let display = display.unwrap_or_else(|| {
+            self.prog
+                .sources
+                .snippet(at.file, at.span())
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
         let mut ctx = Ctx {
             origin: Some((at.file, at.span())),
             stack: Vec::new(),
             layers: 0,
         };
         let args_env = self.bind_network_args(id, at.file, at.span(), args, &env)?;
-        let key = format!("{}|{:?}|{:?}", self.defs[id.0].def.name.name, sorted(&args_env), input);
+        let key = format!(
+            "{}|{:?}|{:?}",
+            self.defs[id.0].def.name.name,
+            sorted(&args_env),
+            input
+        );
         if let Some(hit) = self.net_cache.get(&key) {
             return hit.clone().map(|mut n| {
                 n.display = display;
@@ -156,7 +188,15 @@ impl<'p> Checker<'p> {
         result
     }
 
-    fn instantiate(&mut self, id: DefId, file: FileId, span: Span, args: &'p [Arg], input: &[u64], origin: Option<(FileId, Span)>) -> Option<NetSpec> {
+    fn instantiate(
+        &mut self,
+        id: DefId,
+        file: FileId,
+        span: Span,
+        args: &'p [Arg],
+        input: &[u64],
+        origin: Option<(FileId, Span)>,
+    ) -> Option<NetSpec> {
         let mut ctx = Ctx {
             origin,
             stack: Vec::new(),
@@ -167,7 +207,14 @@ impl<'p> Checker<'p> {
         self.expand_top(&mut ctx, id, env, input, display)
     }
 
-    fn expand_top(&mut self, ctx: &mut Ctx, id: DefId, env: Env, input: &[u64], display: String) -> Option<NetSpec> {
+    fn expand_top(
+        &mut self,
+        ctx: &mut Ctx,
+        id: DefId,
+        env: Env,
+        input: &[u64],
+        display: String,
+    ) -> Option<NetSpec> {
         let mut shape = input.to_vec();
         let mut layers = Vec::new();
         let mut namer = Namer::default();
@@ -182,17 +229,29 @@ impl<'p> Checker<'p> {
         };
         if !mark_output(&mut net.layers) {
             let (file, span) = ctx.origin.unwrap_or((self.defs[id.0].file, def.name.span));
-            self.error(code::NET_NO_PRUNABLE, file, span, format!("network `{}` has no dense or conv layer", def.name.name))
-                .label("nothing to train or prune")
-                .help("a network needs at least one `dense` or `conv` layer")
-                .emit();
+            self.error(
+                code::NET_NO_PRUNABLE,
+                file,
+                span,
+                format!("network `{}` has no dense or conv layer", def.name.name),
+            )
+            .label("nothing to train or prune")
+            .help("a network needs at least one `dense` or `conv` layer")
+            .emit();
             return None;
         }
         Some(net)
     }
 
     /// Binds a call's arguments to a network definition's parameters (defaults filled in).
-    fn bind_network_args(&mut self, id: DefId, file: FileId, span: Span, args: &'p [Arg], env: &Env) -> Option<Env> {
+    fn bind_network_args(
+        &mut self,
+        id: DefId,
+        file: FileId,
+        span: Span,
+        args: &'p [Arg],
+        env: &Env,
+    ) -> Option<Env> {
         let (def_file, def) = (self.defs[id.0].file, self.defs[id.0].def);
         let mut out = Env::new();
         let mut variadic: Vec<Value> = Vec::new();
@@ -210,19 +269,30 @@ impl<'p> Checker<'p> {
                         out.insert(p.name.name.clone(), v);
                     }
                     Some(_) => {
-                        self.error(code::TYPE_ARITY, file, n.span, format!("argument `{}` is given twice", n.name))
-                            .label("given again")
-                            .help("give each argument once")
-                            .emit();
+                        self.error(
+                            code::TYPE_ARITY,
+                            file,
+                            n.span,
+                            format!("argument `{}` is given twice", n.name),
+                        )
+                        .label("given again")
+                        .help("give each argument once")
+                        .emit();
                         ok = false;
                     }
                     None => {
-                        let names: Vec<&str> = def.params.iter().map(|p| p.name.name.as_str()).collect();
-                        self.error(code::NAME_UNKNOWN_ARGUMENT, file, n.span, format!("network `{}` has no parameter `{}`", def.name.name, n.name))
-                            .label("unknown parameter")
-                            .related(def_file, def.name.span, "network defined here")
-                            .help(unknown_name_help(&n.name, "parameter", &names))
-                            .emit();
+                        let names: Vec<&str> =
+                            def.params.iter().map(|p| p.name.name.as_str()).collect();
+                        self.error(
+                            code::NAME_UNKNOWN_ARGUMENT,
+                            file,
+                            n.span,
+                            format!("network `{}` has no parameter `{}`", def.name.name, n.name),
+                        )
+                        .label("unknown parameter")
+                        .related(def_file, def.name.span, "network defined here")
+                        .help(unknown_name_help(&n.name, "parameter", &names))
+                        .emit();
                         ok = false;
                     }
                 },
@@ -237,7 +307,12 @@ impl<'p> Checker<'p> {
                             code::TYPE_ARITY,
                             file,
                             a.value.span,
-                            format!("network `{}` takes {} parameter{}", def.name.name, def.params.len(), if def.params.len() == 1 { "" } else { "s" }),
+                            format!(
+                                "network `{}` takes {} parameter{}",
+                                def.name.name,
+                                def.params.len(),
+                                if def.params.len() == 1 { "" } else { "s" }
+                            ),
                         )
                         .label("one argument too many")
                         .related(def_file, def.name.span, "network defined here")
@@ -251,7 +326,8 @@ impl<'p> Checker<'p> {
         for p in &def.params {
             if p.variadic {
                 let name = p.name.name.clone();
-                out.entry(name).or_insert_with(|| Value::List(std::mem::take(&mut variadic)));
+                out.entry(name)
+                    .or_insert_with(|| Value::List(std::mem::take(&mut variadic)));
                 continue;
             }
             if out.contains_key(&p.name.name) {
@@ -263,11 +339,22 @@ impl<'p> Checker<'p> {
                     out.insert(p.name.name.clone(), v);
                 }
                 None => {
-                    self.error(code::TYPE_ARITY, file, span, format!("network `{}` needs the parameter `{}`", def.name.name, p.name.name))
-                        .label(format!("`{}` is missing", p.name.name))
-                        .related(def_file, p.name.span, "parameter declared here")
-                        .help(format!("pass it, e.g. `{}({}: ...)`", def.name.name, p.name.name))
-                        .emit();
+                    self.error(
+                        code::TYPE_ARITY,
+                        file,
+                        span,
+                        format!(
+                            "network `{}` needs the parameter `{}`",
+                            def.name.name, p.name.name
+                        ),
+                    )
+                    .label(format!("`{}` is missing", p.name.name))
+                    .related(def_file, p.name.span, "parameter declared here")
+                    .help(format!(
+                        "pass it, e.g. `{}({}: ...)`",
+                        def.name.name, p.name.name
+                    ))
+                    .emit();
                     ok = false;
                 }
             }
@@ -276,15 +363,29 @@ impl<'p> Checker<'p> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn expand_def(&mut self, ctx: &mut Ctx, id: DefId, env: Env, shape: &mut Vec<u64>, namer: &mut Namer, prefix: &str, out: &mut Vec<Layer>) -> Option<()> {
+    fn expand_def(
+        &mut self,
+        ctx: &mut Ctx,
+        id: DefId,
+        env: Env,
+        shape: &mut Vec<u64>,
+        namer: &mut Namer,
+        prefix: &str,
+        out: &mut Vec<Layer>,
+    ) -> Option<()> {
         let (file, def) = (self.defs[id.0].file, self.defs[id.0].def);
         if ctx.stack.contains(&id) {
             let (f, s) = ctx.origin.unwrap_or((file, def.name.span));
-            self.error(code::NET_RECURSION, f, s, format!("network `{}` contains itself", def.name.name))
-                .label("recursive network")
-                .related(file, def.name.span, "defined here")
-                .help("use `repeat(n) { ... }` for repeated structure")
-                .emit();
+            self.error(
+                code::NET_RECURSION,
+                f,
+                s,
+                format!("network `{}` contains itself", def.name.name),
+            )
+            .label("recursive network")
+            .related(file, def.name.span, "defined here")
+            .help("use `repeat(n) { ... }` for repeated structure")
+            .emit();
             return None;
         }
         ctx.stack.push(id);
@@ -295,10 +396,15 @@ impl<'p> Checker<'p> {
                     ExprKind::Call { callee, args } => (&callee.name, args),
                     ExprKind::Ident(n) => (n, &[]),
                     _ => {
-                        self.error(code::TYPE_MISMATCH, file, e.span, "a network alias names another network")
-                            .label("not a network")
-                            .help("write `network small = lenet(100, 30)`")
-                            .emit();
+                        self.error(
+                            code::TYPE_MISMATCH,
+                            file,
+                            e.span,
+                            "a network alias names another network",
+                        )
+                        .label("not a network")
+                        .help("write `network small = lenet(100, 30)`")
+                        .emit();
                         ctx.stack.pop();
                         return None;
                     }
@@ -307,7 +413,9 @@ impl<'p> Checker<'p> {
                     Some(target) => {
                         let env2 = self.bind_network_args(target, file, e.span, args, &env);
                         match env2 {
-                            Some(env2) => self.expand_def(ctx, target, env2, shape, namer, prefix, out),
+                            Some(env2) => {
+                                self.expand_def(ctx, target, env2, shape, namer, prefix, out)
+                            }
                             None => None,
                         }
                     }
@@ -321,7 +429,17 @@ impl<'p> Checker<'p> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn seq(&mut self, ctx: &mut Ctx, file: FileId, layers: &'p [AstLayer], env: &Env, shape: &mut Vec<u64>, namer: &mut Namer, prefix: &str, out: &mut Vec<Layer>) -> Option<()> {
+    fn seq(
+        &mut self,
+        ctx: &mut Ctx,
+        file: FileId,
+        layers: &'p [AstLayer],
+        env: &Env,
+        shape: &mut Vec<u64>,
+        namer: &mut Namer,
+        prefix: &str,
+        out: &mut Vec<Layer>,
+    ) -> Option<()> {
         for l in layers {
             self.layer(ctx, file, l, env, shape, namer, prefix, out)?;
         }
@@ -329,14 +447,29 @@ impl<'p> Checker<'p> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn layer(&mut self, ctx: &mut Ctx, file: FileId, l: &'p AstLayer, env: &Env, shape: &mut Vec<u64>, namer: &mut Namer, prefix: &str, out: &mut Vec<Layer>) -> Option<()> {
+    fn layer(
+        &mut self,
+        ctx: &mut Ctx,
+        file: FileId,
+        l: &'p AstLayer,
+        env: &Env,
+        shape: &mut Vec<u64>,
+        namer: &mut Namer,
+        prefix: &str,
+        out: &mut Vec<Layer>,
+    ) -> Option<()> {
         ctx.layers += 1;
         if ctx.layers > MAX_LAYERS {
             let (f, s) = ctx.origin.unwrap_or((file, l.span));
-            self.error(code::RANGE_VALUE, f, s, format!("this network unrolls to more than {MAX_LAYERS} layers"))
-                .label("too large")
-                .help("check `repeat` counts and loop ranges")
-                .emit();
+            self.error(
+                code::RANGE_VALUE,
+                f,
+                s,
+                format!("this network unrolls to more than {MAX_LAYERS} layers"),
+            )
+            .label("too large")
+            .help("check `repeat` counts and loop ranges")
+            .emit();
             return None;
         }
         match &l.kind {
@@ -346,11 +479,15 @@ impl<'p> Checker<'p> {
                     Value::Bool(true) => Some(()),
                     Value::Bool(false) => {
                         let msg = message.clone().unwrap_or_else(|| {
-                            format!("requirement `{}` does not hold", self.prog.sources.snippet(file, cond.span))
+                            format!(
+                                "requirement `{}` does not hold",
+                                self.prog.sources.snippet(file, cond.span)
+                            )
                         });
                         let (f, s) = ctx.origin.unwrap_or((file, cond.span));
                         let values: Vec<String> = {
-                            let mut v: Vec<String> = env.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                            let mut v: Vec<String> =
+                                env.iter().map(|(k, v)| format!("{k} = {v}")).collect();
                             v.sort();
                             v
                         };
@@ -377,9 +514,26 @@ impl<'p> Checker<'p> {
                 }
                 Some(())
             }
-            LayerKind::Call { name, args, body, label } => {
-                self.call_layer(ctx, file, l, name.name.as_str(), name.span, args, body.as_deref(), label.as_ref().map(|i| i.name.as_str()), env, shape, namer, prefix, out)
-            }
+            LayerKind::Call {
+                name,
+                args,
+                body,
+                label,
+            } => self.call_layer(
+                ctx,
+                file,
+                l,
+                name.name.as_str(),
+                name.span,
+                args,
+                body.as_deref(),
+                label.as_ref().map(|i| i.name.as_str()),
+                env,
+                shape,
+                namer,
+                prefix,
+                out,
+            ),
         }
     }
 
@@ -400,20 +554,37 @@ impl<'p> Checker<'p> {
         prefix: &str,
         out: &mut Vec<Layer>,
     ) -> Option<()> {
-        let takes_body = matches!(name, "residual" | "concat" | "aux" | "repeat" | "shortcut" | "branch");
-        if body.is_some() && !takes_body && !BUILTIN_LAYERS.contains(&name) && !self.by_name.contains_key(name) {
+        let takes_body = matches!(
+            name,
+            "residual" | "concat" | "aux" | "repeat" | "shortcut" | "branch"
+        );
+        if body.is_some()
+            && !takes_body
+            && !BUILTIN_LAYERS.contains(&name)
+            && !self.by_name.contains_key(name)
+        {
             // fall through to the unknown-name error below
         } else if body.is_some() && !takes_body {
-            self.error(code::TYPE_MISMATCH, file, name_span, format!("`{name}` takes no `{{ ... }}` block"))
-                .label("unexpected block")
-                .help("only residual, concat, aux, repeat, shortcut and branch take a block of layers")
-                .emit();
+            self.error(
+                code::TYPE_MISMATCH,
+                file,
+                name_span,
+                format!("`{name}` takes no `{{ ... }}` block"),
+            )
+            .label("unexpected block")
+            .help("only residual, concat, aux, repeat, shortcut and branch take a block of layers")
+            .emit();
             return None;
         } else if body.is_none() && takes_body {
-            self.error(code::TYPE_MISMATCH, file, name_span, format!("`{name}` needs a `{{ ... }}` block of layers"))
-                .label("block missing")
-                .help(format!("write `{name} {{ ... }}`"))
-                .emit();
+            self.error(
+                code::TYPE_MISMATCH,
+                file,
+                name_span,
+                format!("`{name}` needs a `{{ ... }}` block of layers"),
+            )
+            .label("block missing")
+            .help(format!("write `{name} {{ ... }}`"))
+            .emit();
             return None;
         }
         let name_of = |namer: &mut Namer, base: &str| match label {
@@ -439,7 +610,11 @@ impl<'p> Checker<'p> {
                 out.push(Layer {
                     name: name_of(namer, "dense"),
                     labels,
-                    op: Op::Dense { inputs, outputs, bias },
+                    op: Op::Dense {
+                        inputs,
+                        outputs,
+                        bias,
+                    },
                 });
             }
             "conv" => {
@@ -461,8 +636,10 @@ impl<'p> Checker<'p> {
                         .emit();
                     return None;
                 }
-                let oh = self.window_out(ctx, file, span, h, kernel[0], stride[0], padding[0], false)?;
-                let ow = self.window_out(ctx, file, span, w, kernel[1], stride[1], padding[1], false)?;
+                let oh =
+                    self.window_out(ctx, file, span, h, kernel[0], stride[0], padding[0], false)?;
+                let ow =
+                    self.window_out(ctx, file, span, w, kernel[1], stride[1], padding[1], false)?;
                 *shape = vec![out_channels, oh, ow];
                 out.push(Layer {
                     name: name_of(namer, "conv"),
@@ -507,7 +684,11 @@ impl<'p> Checker<'p> {
                         Op::GlobalAvgPool
                     }
                 };
-                let base = if name == "global_avgpool" { "pool" } else { name };
+                let base = if name == "global_avgpool" {
+                    "pool"
+                } else {
+                    name
+                };
                 out.push(Layer {
                     name: name_of(namer, base),
                     labels,
@@ -519,10 +700,15 @@ impl<'p> Checker<'p> {
                 let p = self.float_arg(b.get("p"), env, 0.5)?;
                 if !(0.0..1.0).contains(&p) {
                     let at = b.get("p").map_or((file, span), |a| (a.file, a.span()));
-                    self.error(code::RANGE_FRACTION, at.0, at.1, format!("dropout probability must be in [0, 1), found {p}"))
-                        .label("out of range")
-                        .help("use e.g. `dropout(0.5)`")
-                        .emit();
+                    self.error(
+                        code::RANGE_FRACTION,
+                        at.0,
+                        at.1,
+                        format!("dropout probability must be in [0, 1), found {p}"),
+                    )
+                    .label("out of range")
+                    .help("use e.g. `dropout(0.5)`")
+                    .emit();
                     return None;
                 }
                 out.push(Layer {
@@ -538,14 +724,25 @@ impl<'p> Checker<'p> {
                 let padding = self.pair_arg(b.get("padding"), env, 0, [0, 0])?;
                 let ceil = self.bool_arg(b.get("ceil"), env, false)?;
                 let [c, h, w] = self.image_input(file, span, shape, name)?;
-                let oh = self.window_out(ctx, file, span, h, kernel[0], stride[0], padding[0], ceil)?;
-                let ow = self.window_out(ctx, file, span, w, kernel[1], stride[1], padding[1], ceil)?;
+                let oh =
+                    self.window_out(ctx, file, span, h, kernel[0], stride[0], padding[0], ceil)?;
+                let ow =
+                    self.window_out(ctx, file, span, w, kernel[1], stride[1], padding[1], ceil)?;
                 *shape = vec![c, oh, ow];
-                let pool = Pool { kernel, stride, padding, ceil };
+                let pool = Pool {
+                    kernel,
+                    stride,
+                    padding,
+                    ceil,
+                };
                 out.push(Layer {
                     name: name_of(namer, "pool"),
                     labels,
-                    op: if name == "maxpool" { Op::MaxPool(pool) } else { Op::AvgPool(pool) },
+                    op: if name == "maxpool" {
+                        Op::MaxPool(pool)
+                    } else {
+                        Op::AvgPool(pool)
+                    },
                 });
             }
             "repeat" => {
@@ -553,10 +750,15 @@ impl<'p> Checker<'p> {
                 let at = b.get("count")?;
                 let n = self.eval_int(at, env)?;
                 if !(0..=10_000).contains(&n) {
-                    self.error(code::RANGE_VALUE, at.file, at.span(), format!("repeat count must be between 0 and 10000, found {n}"))
-                        .label("out of range")
-                        .help("check the arithmetic that computes the count")
-                        .emit();
+                    self.error(
+                        code::RANGE_VALUE,
+                        at.file,
+                        at.span(),
+                        format!("repeat count must be between 0 and 10000, found {n}"),
+                    )
+                    .label("out of range")
+                    .help("check the arithmetic that computes the count")
+                    .emit();
                     return None;
                 }
                 for _ in 0..n {
@@ -579,27 +781,53 @@ impl<'p> Checker<'p> {
                 let mut shortcut = Vec::new();
                 if let Some(s) = sc.first() {
                     if sc.len() > 1 {
-                        self.error(code::TYPE_ARITY, file, sc[1].span, "a residual block has one shortcut")
-                            .label("second shortcut")
-                            .help("remove one `shortcut { ... }`")
-                            .emit();
+                        self.error(
+                            code::TYPE_ARITY,
+                            file,
+                            sc[1].span,
+                            "a residual block has one shortcut",
+                        )
+                        .label("second shortcut")
+                        .help("remove one `shortcut { ... }`")
+                        .emit();
                         return None;
                     }
                     let LayerKind::Call { body: Some(sb), .. } = &s.kind else {
-                        self.error(code::TYPE_MISMATCH, file, s.span, "`shortcut` needs a `{ ... }` block of layers")
-                            .label("block missing")
-                            .help("write `shortcut { conv(64, 1, stride: 2), batchnorm }`")
-                            .emit();
+                        self.error(
+                            code::TYPE_MISMATCH,
+                            file,
+                            s.span,
+                            "`shortcut` needs a `{ ... }` block of layers",
+                        )
+                        .label("block missing")
+                        .help("write `shortcut { conv(64, 1, stride: 2), batchnorm }`")
+                        .emit();
                         return None;
                     };
                     let mut sshape = input.clone();
                     let mut sn = Namer::default();
-                    self.seq(ctx, file, sb, env, &mut sshape, &mut sn, &format!("{inner}shortcut."), &mut shortcut)?;
+                    self.seq(
+                        ctx,
+                        file,
+                        sb,
+                        env,
+                        &mut sshape,
+                        &mut sn,
+                        &format!("{inner}shortcut."),
+                        &mut shortcut,
+                    )?;
                     if sshape != *shape {
-                        self.error(code::SHAPE_MISMATCH, file, s.span, format!("the shortcut gives {sshape:?} but the main path gives {shape:?}"))
-                            .label("shapes differ")
-                            .help("both paths of a residual block must produce the same shape")
-                            .emit();
+                        self.error(
+                            code::SHAPE_MISMATCH,
+                            file,
+                            s.span,
+                            format!(
+                                "the shortcut gives {sshape:?} but the main path gives {shape:?}"
+                            ),
+                        )
+                        .label("shapes differ")
+                        .help("both paths of a residual block must produce the same shape")
+                        .emit();
                         return None;
                     }
                 } else if input != *shape {
@@ -618,7 +846,13 @@ impl<'p> Checker<'p> {
                 let mut branches = Vec::new();
                 let mut shapes = Vec::new();
                 for (i, x) in body?.iter().enumerate() {
-                    let LayerKind::Call { name: bn, body: Some(bb), args, .. } = &x.kind else {
+                    let LayerKind::Call {
+                        name: bn,
+                        body: Some(bb),
+                        args,
+                        ..
+                    } = &x.kind
+                    else {
                         return self.not_branch(file, x.span);
                     };
                     if bn.name != "branch" || !args.is_empty() {
@@ -627,7 +861,16 @@ impl<'p> Checker<'p> {
                     let mut s = input.clone();
                     let mut layers = Vec::new();
                     let mut sn = Namer::default();
-                    self.seq(ctx, file, bb, env, &mut s, &mut sn, &format!("{my}.branch{}.", i + 1), &mut layers)?;
+                    self.seq(
+                        ctx,
+                        file,
+                        bb,
+                        env,
+                        &mut s,
+                        &mut sn,
+                        &format!("{my}.branch{}.", i + 1),
+                        &mut layers,
+                    )?;
                     shapes.push((s, x.span));
                     branches.push(layers);
                 }
@@ -636,10 +879,15 @@ impl<'p> Checker<'p> {
                 };
                 for (s, sp) in &shapes {
                     if s.len() != first.len() || s[1..] != first[1..] {
-                        self.error(code::SHAPE_MISMATCH, file, *sp, format!("this branch gives {s:?}, the first gives {first:?}"))
-                            .label("cannot be concatenated")
-                            .help("branches must agree on everything but the channel count")
-                            .emit();
+                        self.error(
+                            code::SHAPE_MISMATCH,
+                            file,
+                            *sp,
+                            format!("this branch gives {s:?}, the first gives {first:?}"),
+                        )
+                        .label("cannot be concatenated")
+                        .help("branches must agree on everything but the channel count")
+                        .emit();
                         return None;
                     }
                 }
@@ -659,36 +907,67 @@ impl<'p> Checker<'p> {
                 let mut s = shape.clone();
                 let mut layers = Vec::new();
                 let mut sn = Namer::default();
-                self.seq(ctx, file, body?, env, &mut s, &mut sn, &format!("{my}."), &mut layers)?;
+                self.seq(
+                    ctx,
+                    file,
+                    body?,
+                    env,
+                    &mut s,
+                    &mut sn,
+                    &format!("{my}."),
+                    &mut layers,
+                )?;
                 if s.len() != 1 {
-                    self.error(code::SHAPE_MISMATCH, file, span, format!("an auxiliary head must end in class scores, but gives {s:?}"))
-                        .label("not flat")
-                        .help("end the head with `global_avgpool` or `flatten` and a `dense` layer")
-                        .emit();
+                    self.error(
+                        code::SHAPE_MISMATCH,
+                        file,
+                        span,
+                        format!("an auxiliary head must end in class scores, but gives {s:?}"),
+                    )
+                    .label("not flat")
+                    .help("end the head with `global_avgpool` or `flatten` and a `dense` layer")
+                    .emit();
                     return None;
                 }
                 out.push(Layer {
                     name: my,
                     labels,
-                    op: Op::Aux { weight, body: layers },
+                    op: Op::Aux {
+                        weight,
+                        body: layers,
+                    },
                 });
             }
             "shortcut" | "branch" => {
-                let parent = if name == "shortcut" { "residual" } else { "concat" };
-                self.error(code::TYPE_MISMATCH, file, name_span, format!("`{name}` is only allowed directly inside `{parent} {{ ... }}`"))
-                    .label("out of place")
-                    .help(format!("move it into a `{parent}` block"))
-                    .emit();
+                let parent = if name == "shortcut" {
+                    "residual"
+                } else {
+                    "concat"
+                };
+                self.error(
+                    code::TYPE_MISMATCH,
+                    file,
+                    name_span,
+                    format!("`{name}` is only allowed directly inside `{parent} {{ ... }}`"),
+                )
+                .label("out of place")
+                .help(format!("move it into a `{parent}` block"))
+                .emit();
                 return None;
             }
             _ => {
                 let Some(&id) = self.by_name.get(name) else {
                     let mut candidates: Vec<&str> = BUILTIN_LAYERS.to_vec();
                     candidates.extend(self.names_of(file, DefKind::Network));
-                    self.error(code::NAME_UNKNOWN, file, name_span, format!("unknown layer or network `{name}`"))
-                        .label("not a layer")
-                        .help(unknown_name_help(name, "layer", &candidates))
-                        .emit();
+                    self.error(
+                        code::NAME_UNKNOWN,
+                        file,
+                        name_span,
+                        format!("unknown layer or network `{name}`"),
+                    )
+                    .label("not a layer")
+                    .help(unknown_name_help(name, "layer", &candidates))
+                    .emit();
                     return None;
                 };
                 self.lookup(file, name, name_span, DefKind::Network)?;
@@ -708,15 +987,27 @@ impl<'p> Checker<'p> {
     }
 
     fn not_branch<T>(&mut self, file: FileId, span: Span) -> Option<T> {
-        self.error(code::TYPE_MISMATCH, file, span, "`concat` holds `branch { ... }` blocks only")
-            .label("not a branch")
-            .help("write `concat { branch { ... } branch { ... } }`")
-            .emit();
+        self.error(
+            code::TYPE_MISMATCH,
+            file,
+            span,
+            "`concat` holds `branch { ... }` blocks only",
+        )
+        .label("not a branch")
+        .help("write `concat { branch { ... } branch { ... } }`")
+        .emit();
         None
     }
 
     /// The automatic shortcut when a residual block changes shape: 1x1 conv with stride + BN.
-    fn projection(&mut self, file: FileId, span: Span, input: &[u64], output: &[u64], prefix: &str) -> Option<Vec<Layer>> {
+    fn projection(
+        &mut self,
+        file: FileId,
+        span: Span,
+        input: &[u64],
+        output: &[u64],
+        prefix: &str,
+    ) -> Option<Vec<Layer>> {
         let fits = input.len() == 3 && output.len() == 3 && {
             let s = input[1].div_ceil(output[1].max(1)).max(1);
             (input[1] - 1) / s + 1 == output[1] && (input[2] - 1) / s + 1 == output[2]
@@ -757,21 +1048,40 @@ impl<'p> Checker<'p> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn window_out(&mut self, ctx: &Ctx, file: FileId, span: Span, size: u64, k: u64, s: u64, p: u64, ceil: bool) -> Option<u64> {
+    fn window_out(
+        &mut self,
+        ctx: &Ctx,
+        file: FileId,
+        span: Span,
+        size: u64,
+        k: u64,
+        s: u64,
+        p: u64,
+        ceil: bool,
+    ) -> Option<u64> {
         let padded = size + 2 * p;
         if padded < k {
             let (f, sp) = match ctx.origin {
                 Some(o) if o.0 != file => o,
                 _ => (file, span),
             };
-            self.error(code::SHAPE_MISMATCH, f, sp, format!("a {k}-wide window does not fit an input of size {size} (padding {p})"))
-                .label("the input is too small here")
-                .related(file, span, "this layer")
-                .help("use a larger input, less downsampling before this layer, or more padding")
-                .emit();
+            self.error(
+                code::SHAPE_MISMATCH,
+                f,
+                sp,
+                format!("a {k}-wide window does not fit an input of size {size} (padding {p})"),
+            )
+            .label("the input is too small here")
+            .related(file, span, "this layer")
+            .help("use a larger input, less downsampling before this layer, or more padding")
+            .emit();
             return None;
         }
-        let mut out = if ceil { (padded - k).div_ceil(s) + 1 } else { (padded - k) / s + 1 };
+        let mut out = if ceil {
+            (padded - k).div_ceil(s) + 1
+        } else {
+            (padded - k) / s + 1
+        };
         // PyTorch's rule: the last window must start inside the input or left padding.
         if ceil && (out - 1) * s >= size + p {
             out -= 1;
@@ -783,21 +1093,37 @@ impl<'p> Checker<'p> {
         if shape.len() == 1 {
             return Some(shape[0]);
         }
-        self.error(code::SHAPE_MISMATCH, file, span, format!("`{name}` needs a flat input, but gets {shape:?}"))
-            .label("input is an image")
-            .help("add `flatten` or `global_avgpool` before it")
-            .emit();
+        self.error(
+            code::SHAPE_MISMATCH,
+            file,
+            span,
+            format!("`{name}` needs a flat input, but gets {shape:?}"),
+        )
+        .label("input is an image")
+        .help("add `flatten` or `global_avgpool` before it")
+        .emit();
         None
     }
 
-    fn image_input(&mut self, file: FileId, span: Span, shape: &[u64], name: &str) -> Option<[u64; 3]> {
+    fn image_input(
+        &mut self,
+        file: FileId,
+        span: Span,
+        shape: &[u64],
+        name: &str,
+    ) -> Option<[u64; 3]> {
         if let [c, h, w] = shape {
             return Some([*c, *h, *w]);
         }
-        self.error(code::SHAPE_MISMATCH, file, span, format!("`{name}` needs an image input [channels, height, width], but gets {shape:?}"))
-            .label("input is flat")
-            .help("image layers must come before `flatten`")
-            .emit();
+        self.error(
+            code::SHAPE_MISMATCH,
+            file,
+            span,
+            format!("`{name}` needs an image input [channels, height, width], but gets {shape:?}"),
+        )
+        .label("input is flat")
+        .help("image layers must come before `flatten`")
+        .emit();
         None
     }
 
@@ -809,17 +1135,28 @@ impl<'p> Checker<'p> {
 
     fn check_size(&mut self, at: At<'p>, v: i64, min: i64) -> Option<u64> {
         if v < min || v >= MAX_SIZE {
-            self.error(code::RANGE_VALUE, at.file, at.span(), format!("size must be between {min} and {MAX_SIZE}, found {v}"))
-                .label("out of range")
-                .help("check the parameters this size is computed from")
-                .emit();
+            self.error(
+                code::RANGE_VALUE,
+                at.file,
+                at.span(),
+                format!("size must be between {min} and {MAX_SIZE}, found {v}"),
+            )
+            .label("out of range")
+            .help("check the parameters this size is computed from")
+            .emit();
             return None;
         }
         Some(v as u64)
     }
 
     /// `3` or `[1, 7]` for kernels, strides and padding.
-    fn pair_arg(&mut self, at: Option<At<'p>>, env: &Env, min: i64, default: [u64; 2]) -> Option<[u64; 2]> {
+    fn pair_arg(
+        &mut self,
+        at: Option<At<'p>>,
+        env: &Env,
+        min: i64,
+        default: [u64; 2],
+    ) -> Option<[u64; 2]> {
         let Some(at) = at else { return Some(default) };
         match self.eval(at, env)? {
             Value::Int(v) => {
@@ -827,8 +1164,14 @@ impl<'p> Checker<'p> {
                 Some([v, v])
             }
             Value::List(items) if items.len() == 2 => match (&items[0], &items[1]) {
-                (Value::Int(a), Value::Int(b)) => Some([self.check_size(at, *a, min)?, self.check_size(at, *b, min)?]),
-                _ => self.mismatch(at, "an integer or a pair `[h, w]`", &Value::List(items.clone())),
+                (Value::Int(a), Value::Int(b)) => {
+                    Some([self.check_size(at, *a, min)?, self.check_size(at, *b, min)?])
+                }
+                _ => self.mismatch(
+                    at,
+                    "an integer or a pair `[h, w]`",
+                    &Value::List(items.clone()),
+                ),
             },
             v => self.mismatch(at, "an integer or a pair `[h, w]`", &v),
         }
@@ -852,26 +1195,41 @@ impl<'p> Checker<'p> {
     }
 
     /// Checks that every layer named in a network body is a built-in or a known network.
-    fn check_layer_names(&mut self, file: FileId, layers: &'p [AstLayer], def: &crate::lang::ast::Def) {
+    fn check_layer_names(
+        &mut self,
+        file: FileId,
+        layers: &'p [AstLayer],
+        def: &crate::lang::ast::Def,
+    ) {
         for l in layers {
             match &l.kind {
                 LayerKind::Call { name, body, .. } => {
                     let n = name.name.as_str();
                     if !BUILTIN_LAYERS.contains(&n) && n != "shortcut" && n != "branch" {
                         if n == def.name.name {
-                            self.error(code::NET_RECURSION, file, name.span, format!("network `{n}` contains itself"))
-                                .label("recursive use")
-                                .help("use `repeat(n) { ... }` for repeated structure")
-                                .emit();
+                            self.error(
+                                code::NET_RECURSION,
+                                file,
+                                name.span,
+                                format!("network `{n}` contains itself"),
+                            )
+                            .label("recursive use")
+                            .help("use `repeat(n) { ... }` for repeated structure")
+                            .emit();
                         } else if self.by_name.contains_key(n) {
                             self.lookup(file, n, name.span, DefKind::Network);
                         } else {
                             let mut candidates: Vec<&str> = BUILTIN_LAYERS.to_vec();
                             candidates.extend(self.names_of(file, DefKind::Network));
-                            self.error(code::NAME_UNKNOWN, file, name.span, format!("unknown layer or network `{n}`"))
-                                .label("not a layer")
-                                .help(unknown_name_help(n, "layer", &candidates))
-                                .emit();
+                            self.error(
+                                code::NAME_UNKNOWN,
+                                file,
+                                name.span,
+                                format!("unknown layer or network `{n}`"),
+                            )
+                            .label("not a layer")
+                            .help(unknown_name_help(n, "layer", &candidates))
+                            .emit();
                         }
                     }
                     if let Some(b) = body {
@@ -912,7 +1270,10 @@ fn mark_output(layers: &mut [Layer]) -> bool {
 }
 
 fn sorted(env: &Env) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = env.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
+    let mut v: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_string()))
+        .collect();
     v.sort();
     v
 }

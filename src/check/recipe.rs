@@ -19,7 +19,12 @@ const FIELDS: &[&str] = &[
 ];
 const OPTIMIZERS: &[&str] = &["sgd", "adam", "rmsprop"];
 const SCHEDULES: &[&str] = &["constant", "step", "linear", "exponential"];
-const INITS: &[&str] = &["kaiming_normal", "kaiming_uniform", "glorot_normal", "glorot_uniform"];
+const INITS: &[&str] = &[
+    "kaiming_normal",
+    "kaiming_uniform",
+    "glorot_normal",
+    "glorot_uniform",
+];
 
 impl<'p> Checker<'p> {
     /// Checks a recipe definition on its own (epochs stay unconverted).
@@ -31,12 +36,24 @@ impl<'p> Checker<'p> {
 
     /// The recipe an experiment's `train = ...` gives, for a training set of `train_examples`.
     pub fn recipe_ref(&mut self, at: At<'p>, train_examples: Option<u64>) -> Option<RecipeSpec> {
-        let name = self.prog.sources.snippet(at.file, at.span()).split_whitespace().next().unwrap_or("").to_string();
+        let name = self
+            .prog
+            .sources
+            .snippet(at.file, at.span())
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string();
         let rec = self.expr_record(at, DefKind::Recipe)?;
         self.recipe_record(rec, name, train_examples)
     }
 
-    fn recipe_record(&mut self, mut rec: Record<'p>, name: String, train_examples: Option<u64>) -> Option<RecipeSpec> {
+    fn recipe_record(
+        &mut self,
+        mut rec: Record<'p>,
+        name: String,
+        train_examples: Option<u64>,
+    ) -> Option<RecipeSpec> {
         let batch = match rec.get("batch") {
             Some(at) => self.int_at_least(at, 1, "batch size"),
             None => {
@@ -117,25 +134,47 @@ impl<'p> Checker<'p> {
     fn positive_iterations(&mut self, at: At<'p>, d: Dur, ipe: Option<u64>) -> Option<u64> {
         let its = d.iterations(ipe).unwrap_or(1);
         if its == 0 {
-            self.error(code::RANGE_VALUE, at.file, at.span(), "this duration is zero iterations")
-                .label("zero")
-                .help("give a duration of at least `1 it`")
-                .emit();
+            self.error(
+                code::RANGE_VALUE,
+                at.file,
+                at.span(),
+                "this duration is zero iterations",
+            )
+            .label("zero")
+            .help("give a duration of at least `1 it`")
+            .emit();
             return None;
         }
         Some(its)
     }
 
     /// A duration that must not pass the end of training.
-    pub fn duration_within(&mut self, at: At<'p>, what: &str, ipe: Option<u64>, end: Option<u64>) -> Option<u64> {
+    pub fn duration_within(
+        &mut self,
+        at: At<'p>,
+        what: &str,
+        ipe: Option<u64>,
+        end: Option<u64>,
+    ) -> Option<u64> {
         let d = self.duration(at, what)?;
-        let Some(its) = d.iterations(ipe) else { return Some(0) };
+        let Some(its) = d.iterations(ipe) else {
+            return Some(0);
+        };
         if let Some(t) = end {
             if its > t && (ipe.is_some() || d.unit != crate::lang::ast::Unit::Epochs) {
-                self.error(code::RANGE_REWIND, at.file, at.span(), format!("{what} at iteration {its} is after the end of training (iteration {t})"))
-                    .label("past the end")
-                    .help(format!("training lasts {t} iterations; choose a point within it"))
-                    .emit();
+                self.error(
+                    code::RANGE_REWIND,
+                    at.file,
+                    at.span(),
+                    format!(
+                        "{what} at iteration {its} is after the end of training (iteration {t})"
+                    ),
+                )
+                .label("past the end")
+                .help(format!(
+                    "training lasts {t} iterations; choose a point within it"
+                ))
+                .emit();
                 return None;
             }
         }
@@ -145,10 +184,15 @@ impl<'p> Checker<'p> {
     fn non_negative(&mut self, at: At<'p>, what: &str) -> Option<f64> {
         let v = self.number(at)?;
         if v < 0.0 {
-            self.error(code::RANGE_VALUE, at.file, at.span(), format!("{what} cannot be negative, found {v}"))
-                .label("negative")
-                .help("use 0 or a positive value")
-                .emit();
+            self.error(
+                code::RANGE_VALUE,
+                at.file,
+                at.span(),
+                format!("{what} cannot be negative, found {v}"),
+            )
+            .label("negative")
+            .help("use 0 or a positive value")
+            .emit();
             return None;
         }
         Some(v)
@@ -158,7 +202,9 @@ impl<'p> Checker<'p> {
         let c = self.call_form(at, "an optimizer")?;
         let kind = self.symbol_name(&c, OPTIMIZERS, "optimizer")?;
         let what = format!("`{kind}`");
-        let opt = |cx: &mut Self, b: &super::args::Bound<'p>, name: &str, default: f64| match b.get(name) {
+        let opt = |cx: &mut Self, b: &super::args::Bound<'p>, name: &str, default: f64| match b
+            .get(name)
+        {
             Some(a) => cx.non_negative(a, name),
             None => Some(default),
         };
@@ -171,7 +217,11 @@ impl<'p> Checker<'p> {
                     Some(a) => self.boolean(a)?,
                     None => false,
                 };
-                Some(Optimizer::Sgd { lr, momentum, nesterov })
+                Some(Optimizer::Sgd {
+                    lr,
+                    momentum,
+                    nesterov,
+                })
             }
             "adam" => {
                 let b = self.bind(&c, &what, &["lr", "beta1", "beta2", "eps"], 1)?;
@@ -209,10 +259,15 @@ impl<'p> Checker<'p> {
                 for m in self.items(b.get("at")?)? {
                     let its = self.duration_within(m, "a milestone", ipe, end)?;
                     if milestones.last().is_some_and(|p| *p >= its) && ipe.is_some() {
-                        self.error(code::RANGE_VALUE, m.file, m.span(), "milestones must be in increasing order")
-                            .label("not after the previous milestone")
-                            .help("list the milestones from earliest to latest")
-                            .emit();
+                        self.error(
+                            code::RANGE_VALUE,
+                            m.file,
+                            m.span(),
+                            "milestones must be in increasing order",
+                        )
+                        .label("not after the previous milestone")
+                        .help("list the milestones from earliest to latest")
+                        .emit();
                         return None;
                     }
                     milestones.push(its);
@@ -222,7 +277,11 @@ impl<'p> Checker<'p> {
             kind => {
                 let b = self.bind(&c, &what, &["to"], 1)?;
                 let to = self.positive(b.get("to")?, "the final learning rate")?;
-                Some(if kind == "linear" { Schedule::Linear { to } } else { Schedule::Exponential { to } })
+                Some(if kind == "linear" {
+                    Schedule::Linear { to }
+                } else {
+                    Schedule::Exponential { to }
+                })
             }
         }
     }

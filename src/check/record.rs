@@ -73,10 +73,15 @@ impl<'p> Record<'p> {
 
     /// Reports a missing required field.
     pub fn missing(&self, cx: &mut Checker<'p>, name: &str, example: &str) {
-        cx.error(code::NAME_MISSING_FIELD, self.file, self.span, format!("{} needs a `{name}` field", self.what))
-            .label(format!("`{name}` is missing"))
-            .help(format!("add `{name} = {example}`"))
-            .emit();
+        cx.error(
+            code::NAME_MISSING_FIELD,
+            self.file,
+            self.span,
+            format!("{} needs a `{name}` field", self.what),
+        )
+        .label(format!("`{name}` is missing"))
+        .help(format!("add `{name} = {example}`"))
+        .emit();
     }
 }
 
@@ -108,10 +113,15 @@ impl<'p> Checker<'p> {
         let (file, def) = (self.defs[id.0].file, self.defs[id.0].def);
         let what = format!("{} `{}`", def.kind.word(), def.name.name);
         if !seen.insert(id) {
-            self.error(code::DERIVE_CYCLE, file, def.name.span, format!("{what} is derived from itself"))
-                .label("derivation cycle")
-                .help("a definition's `= base with { ... }` chain must end in a `{ ... }` body")
-                .emit();
+            self.error(
+                code::DERIVE_CYCLE,
+                file,
+                def.name.span,
+                format!("{what} is derived from itself"),
+            )
+            .label("derivation cycle")
+            .help("a definition's `= base with { ... }` chain must end in a `{ ... }` body")
+            .emit();
             return None;
         }
         let mut rec = match &def.body {
@@ -135,14 +145,21 @@ impl<'p> Checker<'p> {
         self.expr_record_inner(at, kind, &mut seen)
     }
 
-    fn expr_record_inner(&mut self, at: At<'p>, kind: DefKind, seen: &mut HashSet<DefId>) -> Option<Record<'p>> {
+    fn expr_record_inner(
+        &mut self,
+        at: At<'p>,
+        kind: DefKind,
+        seen: &mut HashSet<DefId>,
+    ) -> Option<Record<'p>> {
         let at = self.resolve(at)?;
         match at.kind() {
             ExprKind::Ident(name) => {
                 let id = self.lookup(at.file, name, at.span(), kind)?;
                 self.def_record_inner(id, seen)
             }
-            ExprKind::Record(fields) => Some(self.new_record(format!("this {}", kind.word()), at.file, at.span(), fields)),
+            ExprKind::Record(fields) => {
+                Some(self.new_record(format!("this {}", kind.word()), at.file, at.span(), fields))
+            }
             ExprKind::With { base, fields } => {
                 let mut rec = self.expr_record_inner(At::new(at.file, base), kind, seen)?;
                 let over = self.new_record(String::new(), at.file, at.span(), fields);
@@ -165,23 +182,37 @@ impl<'p> Checker<'p> {
                     format!("expected a {}, found {}", kind.word(), at.expr.describe()),
                 )
                 .label(format!("not a {}", kind.word()))
-                .help(format!("name a {0}, write `{{ ... }}`, or derive one with `other with {{ ... }}`", kind.word()))
+                .help(format!(
+                    "name a {0}, write `{{ ... }}`, or derive one with `other with {{ ... }}`",
+                    kind.word()
+                ))
                 .emit();
                 None
             }
         }
     }
 
-    fn new_record(&mut self, what: String, file: FileId, span: Span, fields: &'p [Field]) -> Record<'p> {
+    fn new_record(
+        &mut self,
+        what: String,
+        file: FileId,
+        span: Span,
+        fields: &'p [Field],
+    ) -> Record<'p> {
         let mut out: Vec<FieldRef<'p>> = Vec::new();
         for f in fields {
             if let Some(prev) = out.iter().find(|g| g.name.name == f.name.name) {
                 let prev_span = prev.name.span;
-                self.error(code::NAME_DUPLICATE_FIELD, file, f.name.span, format!("field `{}` is given twice", f.name.name))
-                    .label("second value")
-                    .related(file, prev_span, "first value")
-                    .help("remove one of them")
-                    .emit();
+                self.error(
+                    code::NAME_DUPLICATE_FIELD,
+                    file,
+                    f.name.span,
+                    format!("field `{}` is given twice", f.name.name),
+                )
+                .label("second value")
+                .related(file, prev_span, "first value")
+                .help("remove one of them")
+                .emit();
                 continue;
             }
             out.push(FieldRef {
@@ -219,10 +250,15 @@ impl<'p> Checker<'p> {
     pub fn int_at_least(&mut self, at: At<'p>, min: i64, what: &str) -> Option<u64> {
         let v = self.int(at)?;
         if v < min {
-            self.error(code::RANGE_VALUE, at.file, at.span(), format!("{what} must be at least {min}, found {v}"))
-                .label("too small")
-                .help(format!("use a value of {min} or more"))
-                .emit();
+            self.error(
+                code::RANGE_VALUE,
+                at.file,
+                at.span(),
+                format!("{what} must be at least {min}, found {v}"),
+            )
+            .label("too small")
+            .help(format!("use a value of {min} or more"))
+            .emit();
             return None;
         }
         Some(v as u64)
@@ -232,10 +268,15 @@ impl<'p> Checker<'p> {
     pub fn positive(&mut self, at: At<'p>, what: &str) -> Option<f64> {
         let v = self.number(at)?;
         if v <= 0.0 {
-            self.error(code::RANGE_VALUE, at.file, at.span(), format!("{what} must be positive, found {v}"))
-                .label("not positive")
-                .help(format!("give {what} a value above 0"))
-                .emit();
+            self.error(
+                code::RANGE_VALUE,
+                at.file,
+                at.span(),
+                format!("{what} must be positive, found {v}"),
+            )
+            .label("not positive")
+            .help(format!("give {what} a value above 0"))
+            .emit();
             return None;
         }
         Some(v)
@@ -254,10 +295,15 @@ impl<'p> Checker<'p> {
                 unit: Some(Unit::Iterations | Unit::Epochs),
                 ..
             } => {
-                self.error(code::UNIT_WRONG, at.file, at.span(), format!("{what} is a fraction, not a duration"))
-                    .label("a duration")
-                    .help("write a percentage such as `20%` or a number between 0 and 1")
-                    .emit();
+                self.error(
+                    code::UNIT_WRONG,
+                    at.file,
+                    at.span(),
+                    format!("{what} is a fraction, not a duration"),
+                )
+                .label("a duration")
+                .help("write a percentage such as `20%` or a number between 0 and 1")
+                .emit();
                 return None;
             }
             _ => {
@@ -266,10 +312,15 @@ impl<'p> Checker<'p> {
             }
         };
         if !(0.0..=1.0).contains(&value) {
-            self.error(code::RANGE_FRACTION, at.file, at.span(), format!("{what} must be between 0 and 1 (0% and 100%), found {shown}"))
-                .label("out of range")
-                .help("write a percentage such as `20%` or a number between 0 and 1 such as `0.2`")
-                .emit();
+            self.error(
+                code::RANGE_FRACTION,
+                at.file,
+                at.span(),
+                format!("{what} must be between 0 and 1 (0% and 100%), found {shown}"),
+            )
+            .label("out of range")
+            .help("write a percentage such as `20%` or a number between 0 and 1 such as `0.2`")
+            .emit();
             return None;
         }
         Some(value)
@@ -285,10 +336,15 @@ impl<'p> Checker<'p> {
                 is_int,
             } => {
                 if *unit == Unit::Iterations && !is_int {
-                    self.error(code::RANGE_VALUE, at.file, at.span(), format!("{what} must be a whole number of iterations"))
-                        .label("not a whole number")
-                        .help("iterations count whole steps; use `ep` for fractions of an epoch")
-                        .emit();
+                    self.error(
+                        code::RANGE_VALUE,
+                        at.file,
+                        at.span(),
+                        format!("{what} must be a whole number of iterations"),
+                    )
+                    .label("not a whole number")
+                    .help("iterations count whole steps; use `ep` for fractions of an epoch")
+                    .emit();
                     return None;
                 }
                 Some(Dur {
@@ -296,21 +352,35 @@ impl<'p> Checker<'p> {
                     unit: *unit,
                 })
             }
-            ExprKind::Number { unit: None, value, .. } => {
-                self.error(code::UNIT_MISSING, at.file, at.span(), format!("{what} needs a unit"))
-                    .label("no unit")
-                    .help(format!("write `{value} it` for iterations or `{value} ep` for epochs"))
-                    .emit();
+            ExprKind::Number {
+                unit: None, value, ..
+            } => {
+                self.error(
+                    code::UNIT_MISSING,
+                    at.file,
+                    at.span(),
+                    format!("{what} needs a unit"),
+                )
+                .label("no unit")
+                .help(format!(
+                    "write `{value} it` for iterations or `{value} ep` for epochs"
+                ))
+                .emit();
                 None
             }
             ExprKind::Number {
                 unit: Some(Unit::Percent),
                 ..
             } => {
-                self.error(code::UNIT_WRONG, at.file, at.span(), format!("{what} is a duration, not a percentage"))
-                    .label("a percentage")
-                    .help("write a duration such as `500 it` or `2 ep`")
-                    .emit();
+                self.error(
+                    code::UNIT_WRONG,
+                    at.file,
+                    at.span(),
+                    format!("{what} is a duration, not a percentage"),
+                )
+                .label("a percentage")
+                .help("write a duration such as `500 it` or `2 ep`")
+                .emit();
                 None
             }
             _ => {
@@ -343,22 +413,37 @@ impl<'p> Checker<'p> {
     }
 
     /// One of a fixed set of words (`global`, `layerwise`, ...).
-    pub fn symbol(&mut self, at: At<'p>, choices: &[&'static str], what: &str) -> Option<&'static str> {
+    pub fn symbol(
+        &mut self,
+        at: At<'p>,
+        choices: &[&'static str],
+        what: &str,
+    ) -> Option<&'static str> {
         let at = self.resolve(at)?;
         if let ExprKind::Ident(name) = at.kind() {
             if let Some(c) = choices.iter().find(|c| **c == name) {
                 return Some(c);
             }
-            self.error(code::NAME_UNKNOWN, at.file, at.span(), format!("unknown {what} `{name}`"))
-                .label(format!("not a {what}"))
-                .help(unknown_name_help(name, what, choices))
-                .emit();
+            self.error(
+                code::NAME_UNKNOWN,
+                at.file,
+                at.span(),
+                format!("unknown {what} `{name}`"),
+            )
+            .label(format!("not a {what}"))
+            .help(unknown_name_help(name, what, choices))
+            .emit();
             return None;
         }
-        self.error(code::TYPE_MISMATCH, at.file, at.span(), format!("expected a {what}, found {}", at.expr.describe()))
-            .label(format!("not a {what}"))
-            .help(format!("write one of: {}", choices.join(", ")))
-            .emit();
+        self.error(
+            code::TYPE_MISMATCH,
+            at.file,
+            at.span(),
+            format!("expected a {what}, found {}", at.expr.describe()),
+        )
+        .label(format!("not a {what}"))
+        .help(format!("write one of: {}", choices.join(", ")))
+        .emit();
         None
     }
 
@@ -390,10 +475,15 @@ impl<'p> Checker<'p> {
                 span: at.span(),
             }),
             _ => {
-                self.error(code::TYPE_MISMATCH, at.file, at.span(), format!("expected {what}, found {}", at.expr.describe()))
-                    .label(format!("not {what}"))
-                    .help(format!("write {what} such as `name` or `name(arg: value)`"))
-                    .emit();
+                self.error(
+                    code::TYPE_MISMATCH,
+                    at.file,
+                    at.span(),
+                    format!("expected {what}, found {}", at.expr.describe()),
+                )
+                .label(format!("not {what}"))
+                .help(format!("write {what} such as `name` or `name(arg: value)`"))
+                .emit();
                 None
             }
         }

@@ -50,7 +50,13 @@ impl<'p> Checker<'p> {
         for item in self.items(at)? {
             let item = self.resolve(item)?;
             let ExprKind::Ident(n) = item.kind() else {
-                return self.mismatch(item, "an experiment name", &super::eval::Value::Str(self.prog.sources.snippet(item.file, item.span()).into()));
+                return self.mismatch(
+                    item,
+                    "an experiment name",
+                    &super::eval::Value::Str(
+                        self.prog.sources.snippet(item.file, item.span()).into(),
+                    ),
+                );
             };
             self.lookup(item.file, n, item.span(), DefKind::Experiment)?;
             out.push(n.clone());
@@ -59,7 +65,8 @@ impl<'p> Checker<'p> {
     }
 
     fn result_field(&mut self, at: At<'p>) -> Option<String> {
-        self.symbol(at, RESULT_FIELDS, "result field").map(str::to_string)
+        self.symbol(at, RESULT_FIELDS, "result field")
+            .map(str::to_string)
     }
 
     fn result_fields(&mut self, at: At<'p>) -> Option<Vec<String>> {
@@ -75,10 +82,15 @@ impl<'p> Checker<'p> {
         for item in self.items(at)? {
             let c = self.call_form(item, "a plot")?;
             if c.name != "plot" {
-                self.error(code::NAME_UNKNOWN, c.file, c.name_span, format!("unknown plot kind `{}`", c.name))
-                    .label("not a plot")
-                    .help(unknown_name_help(c.name, "plot kind", &["plot"]))
-                    .emit();
+                self.error(
+                    code::NAME_UNKNOWN,
+                    c.file,
+                    c.name_span,
+                    format!("unknown plot kind `{}`", c.name),
+                )
+                .label("not a plot")
+                .help(unknown_name_help(c.name, "plot kind", &["plot"]))
+                .emit();
                 return None;
             }
             let b = self.bind(&c, "`plot`", &["x", "y", "by", "log_x"], 2)?;

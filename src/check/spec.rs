@@ -23,10 +23,15 @@ pub enum DataFormat {
 #[serde(rename_all = "snake_case")]
 pub enum Augment {
     /// Pad by `padding` on every side, then crop back to the input size at a random place.
-    RandomCrop { padding: u64 },
+    RandomCrop {
+        padding: u64,
+    },
     HorizontalFlip,
     /// Inception-style crop of a random area share in [min_scale, 1] resized to `size`.
-    RandomResizedCrop { size: u64, min_scale: f64 },
+    RandomResizedCrop {
+        size: u64,
+        min_scale: f64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -85,15 +90,31 @@ impl DatasetSpec {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Optimizer {
-    Sgd { lr: f64, momentum: f64, nesterov: bool },
-    Adam { lr: f64, beta1: f64, beta2: f64, eps: f64 },
-    Rmsprop { lr: f64, alpha: f64, momentum: f64, eps: f64 },
+    Sgd {
+        lr: f64,
+        momentum: f64,
+        nesterov: bool,
+    },
+    Adam {
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+    },
+    Rmsprop {
+        lr: f64,
+        alpha: f64,
+        momentum: f64,
+        eps: f64,
+    },
 }
 
 impl Optimizer {
     pub fn lr(&self) -> f64 {
         match self {
-            Optimizer::Sgd { lr, .. } | Optimizer::Adam { lr, .. } | Optimizer::Rmsprop { lr, .. } => *lr,
+            Optimizer::Sgd { lr, .. }
+            | Optimizer::Adam { lr, .. }
+            | Optimizer::Rmsprop { lr, .. } => *lr,
         }
     }
 
@@ -105,7 +126,11 @@ impl Optimizer {
             }
         };
         let kind = match self {
-            Optimizer::Sgd { lr, momentum, nesterov } => {
+            Optimizer::Sgd {
+                lr,
+                momentum,
+                nesterov,
+            } => {
                 put("lr", *lr, f64::NAN);
                 put("momentum", *momentum, 0.0);
                 if *nesterov {
@@ -113,14 +138,24 @@ impl Optimizer {
                 }
                 "sgd"
             }
-            Optimizer::Adam { lr, beta1, beta2, eps } => {
+            Optimizer::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+            } => {
                 put("lr", *lr, f64::NAN);
                 put("beta1", *beta1, 0.9);
                 put("beta2", *beta2, 0.999);
                 put("eps", *eps, 1e-8);
                 "adam"
             }
-            Optimizer::Rmsprop { lr, alpha, momentum, eps } => {
+            Optimizer::Rmsprop {
+                lr,
+                alpha,
+                momentum,
+                eps,
+            } => {
                 put("lr", *lr, f64::NAN);
                 put("alpha", *alpha, 0.9);
                 put("momentum", *momentum, 0.0);
@@ -138,11 +173,18 @@ impl Optimizer {
 pub enum Schedule {
     Constant,
     /// Multiply the rate by `gamma` at each milestone iteration.
-    Step { gamma: f64, milestones: Vec<u64> },
+    Step {
+        gamma: f64,
+        milestones: Vec<u64>,
+    },
     /// Linear from the base rate to `to` at the end of training.
-    Linear { to: f64 },
+    Linear {
+        to: f64,
+    },
     /// Exponential from the base rate to `to` at the end of training.
-    Exponential { to: f64 },
+    Exponential {
+        to: f64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -42,15 +42,23 @@ impl<'p> Checker<'p> {
                     values: items.iter().collect(),
                 }),
                 _ => {
-                    self.error(code::TYPE_MISMATCH, file, inner.span, "a sweep takes a non-empty list or a range of literal numbers")
-                        .label("cannot sweep this")
-                        .help("write e.g. `sweep [0.1, 0.01]` or `sweep 1..5`")
-                        .emit();
+                    self.error(
+                        code::TYPE_MISMATCH,
+                        file,
+                        inner.span,
+                        "a sweep takes a non-empty list or a range of literal numbers",
+                    )
+                    .label("cannot sweep this")
+                    .help("write e.g. `sweep [0.1, 0.01]` or `sweep 1..5`")
+                    .emit();
                 }
             },
             ExprKind::Call { args, .. } => {
                 for (i, a) in args.iter().enumerate() {
-                    let key = a.name.as_ref().map_or_else(|| format!("{}", i + 1), |n| n.name.clone());
+                    let key = a
+                        .name
+                        .as_ref()
+                        .map_or_else(|| format!("{}", i + 1), |n| n.name.clone());
                     self.walk(file, &a.value, format!("{path}.{key}"), out);
                 }
             }
@@ -84,13 +92,24 @@ impl<'p> Checker<'p> {
     }
 
     /// Every combination of the sweeps' values, with its label parts (`path=value`).
-    pub fn combinations(&mut self, dims: &[SweepDim<'p>], at: (FileId, Span)) -> Option<Vec<(Choice<'p>, Vec<(String, String)>)>> {
-        let total = dims.iter().try_fold(1usize, |acc, d| acc.checked_mul(d.values.len()));
+    pub fn combinations(
+        &mut self,
+        dims: &[SweepDim<'p>],
+        at: (FileId, Span),
+    ) -> Option<Vec<(Choice<'p>, Vec<(String, String)>)>> {
+        let total = dims
+            .iter()
+            .try_fold(1usize, |acc, d| acc.checked_mul(d.values.len()));
         if total.is_none_or(|t| t > MAX_INSTANCES) {
-            self.error(code::RANGE_VALUE, at.0, at.1, format!("the sweeps of this experiment make more than {MAX_INSTANCES} instances"))
-                .label("too many combinations")
-                .help("split the sweep over several experiments, or sweep fewer values")
-                .emit();
+            self.error(
+                code::RANGE_VALUE,
+                at.0,
+                at.1,
+                format!("the sweeps of this experiment make more than {MAX_INSTANCES} instances"),
+            )
+            .label("too many combinations")
+            .help("split the sweep over several experiments, or sweep fewer values")
+            .emit();
             return None;
         }
         let mut out = vec![(Choice::new(), Vec::new())];
@@ -103,10 +122,21 @@ impl<'p> Checker<'p> {
                     let mut l = label.clone();
                     let text = match v.kind {
                         // Values of a literal range share the range's span: print the number.
-                        ExprKind::Number { value, unit, .. } if v.span == d.values[0].span && d.values.len() > 1 => {
-                            format!("{value}{}", unit.map_or(String::new(), |u| format!(" {}", u.word())))
+                        ExprKind::Number { value, unit, .. }
+                            if v.span == d.values[0].span && d.values.len() > 1 =>
+                        {
+                            format!(
+                                "{value}{}",
+                                unit.map_or(String::new(), |u| format!(" {}", u.word()))
+                            )
                         }
-                        _ => self.prog.sources.snippet(d.file, v.span).split_whitespace().collect::<Vec<_>>().join(" "),
+                        _ => self
+                            .prog
+                            .sources
+                            .snippet(d.file, v.span)
+                            .split_whitespace()
+                            .collect::<Vec<_>>()
+                            .join(" "),
                     };
                     l.push((d.path.clone(), text));
                     next.push((c, l));

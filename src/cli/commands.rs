@@ -10,11 +10,16 @@ use crate::diag::{render_json, render_report, Diag};
 use crate::plan;
 
 /// Loads and checks; prints diagnostics. Returns the result when there were no errors.
-fn checked(files: &[PathBuf], format: Format, color: bool, json_on_success: bool) -> Result<(Program, Checked), i32> {
+fn checked(
+    files: &[PathBuf],
+    format: Format,
+    color: bool,
+    json_on_success: bool,
+) -> Result<(Program, Checked), i32> {
     let (prog, checked, diags) = check_files(files, &Disk);
     let errors = diags.iter().filter(|d| d.is_error()).count();
     if format == Format::Json && (errors > 0 || json_on_success) {
-        println!("{}", render_json(&diags, &prog.sources));
+        emit(&format!("{}\n", render_json(&diags, &prog.sources)));
     } else if !diags.is_empty() {
         eprint!("{}", render_report(&diags, &prog.sources, color));
     }
@@ -32,7 +37,10 @@ fn summary(diags: &[Diag]) -> String {
     let warnings = diags.len() - errors;
     let mut s = format!("{errors} error{}", if errors == 1 { "" } else { "s" });
     if warnings > 0 {
-        s += &format!(", {warnings} warning{}", if warnings == 1 { "" } else { "s" });
+        s += &format!(
+            ", {warnings} warning{}",
+            if warnings == 1 { "" } else { "s" }
+        );
     }
     s
 }
@@ -41,9 +49,10 @@ pub fn check(files: &[PathBuf], format: Format, color: bool) -> i32 {
     match checked(files, format, color, true) {
         Ok((prog, c)) => {
             if format == Format::Text {
-                let names: std::collections::BTreeSet<&str> = c.experiments.iter().map(|e| e.name.as_str()).collect();
-                println!(
-                    "ok: {} file{} ({} with imports), {} experiment{} ({} instance{}), {} network{}",
+                let names: std::collections::BTreeSet<&str> =
+                    c.experiments.iter().map(|e| e.name.as_str()).collect();
+                emit(&format!(
+                    "ok: {} file{} ({} with imports), {} experiment{} ({} instance{}), {} network{}\n",
                     prog.roots.len(),
                     plural(prog.roots.len()),
                     prog.sources.len(),
@@ -53,7 +62,7 @@ pub fn check(files: &[PathBuf], format: Format, color: bool) -> i32 {
                     plural(c.experiments.len()),
                     c.networks.len(),
                     plural(c.networks.len()),
-                );
+                ));
             }
             0
         }
@@ -66,8 +75,11 @@ pub fn plan(files: &[PathBuf], format: Format, color: bool) -> i32 {
         Ok((_, c)) => {
             let p = plan::build(&c.experiments);
             match format {
-                Format::Text => print!("{}", plan::render_tree(&p)),
-                Format::Json => println!("{}", serde_json::to_string_pretty(&plan::render_json(&p)).unwrap_or_default()),
+                Format::Text => emit(&plan::render_tree(&p)),
+                Format::Json => emit(
+                    &(serde_json::to_string_pretty(&plan::render_json(&p)).unwrap_or_default()
+                        + "\n"),
+                ),
             }
             0
         }
@@ -95,22 +107,36 @@ pub fn show(files: &[PathBuf], format: Format, color: bool) -> i32 {
                             })
                         })
                         .collect();
-                    println!("{}", serde_json::to_string_pretty(&json!({ "networks": list })).unwrap_or_default());
+                    emit(
+                        &(serde_json::to_string_pretty(&json!({ "networks": list }))
+                            .unwrap_or_default()
+                            + "\n"),
+                    );
                 }
                 Format::Text => {
-                    let width = rows.iter().map(|(n, _)| n.display.len()).max().unwrap_or(7).max(7);
-                    println!("{:<width$}  {:>14}  {:>14}  {:>16}  {:>8}  input", "network", "parameters", "prunable", "FLOPs (MACs)", "≈");
+                    let width = rows
+                        .iter()
+                        .map(|(n, _)| n.display.len())
+                        .max()
+                        .unwrap_or(7)
+                        .max(7);
+                    let mut out = format!(
+                        "{:<width$}  {:>14}  {:>7}  {:>14}  {:>10}  {:>16}  input\n",
+                        "network", "parameters", "≈", "prunable", "BN stats", "FLOPs (MACs)"
+                    );
                     for (n, s) in &rows {
-                        println!(
-                            "{:<width$}  {:>14}  {:>14}  {:>16}  {:>8}  {:?}",
+                        out += &format!(
+                            "{:<width$}  {:>14}  {:>7}  {:>14}  {:>10}  {:>16}  {:?}\n",
                             n.display,
                             plan::thousands(s.parameters),
-                            plan::thousands(s.prunable),
-                            plan::thousands(s.flops),
                             short(s.parameters),
+                            plan::thousands(s.prunable),
+                            plan::thousands(s.buffers),
+                            plan::thousands(s.flops),
                             n.input
                         );
                     }
+                    emit(&out);
                 }
             }
             0
@@ -119,15 +145,26 @@ pub fn show(files: &[PathBuf], format: Format, color: bool) -> i32 {
     }
 }
 
-/// 266,610 → 266K; 20,035,018 → 20.0M (truncated, as the paper writes counts).
+/// Three significant digits, truncated as the paper writes counts: 266,610 → 266K,
+/// 20,040,522 → 20.0M, 1,248,424 → 1.24M.
 pub fn short(n: u64) -> String {
-    if n >= 1_000_000 {
-        format!("{:.1}M", (n / 100_000) as f64 / 10.0)
-    } else if n >= 1_000 {
-        format!("{}K", n / 1000)
-    } else {
-        n.to_string()
-    }
+    let (unit, scale) = match n {
+        0..=999 => return n.to_string(),
+        1_000..=999_999 => ("K", 1_000u64),
+        1_000_000..=999_999_999 => ("M", 1_000_000),
+        _ => ("G", 1_000_000_000),
+    };
+    let digits = (n / scale).to_string().len();
+    let decimals = 3usize.saturating_sub(digits);
+    let step = scale / 10u64.pow(decimals as u32);
+    let truncated = (n / step) as f64 * step as f64 / scale as f64;
+    format!("{truncated:.decimals$}{unit}")
+}
+
+/// Writes to stdout; a closed pipe (`lthc plan x | head`) is not an error worth a panic.
+fn emit(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 fn plural(n: usize) -> &'static str {

@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
-#[command(name = "lthc", version, about = "Lottery-ticket experiments as small declarative programs")]
+#[command(
+    name = "lthc",
+    version,
+    about = "Lottery-ticket experiments as small declarative programs"
+)]
 struct Cli {
     /// When to colour diagnostics.
     #[arg(long, value_enum, default_value_t = Color::Auto, global = true)]
@@ -66,7 +70,10 @@ pub fn main() -> i32 {
     let color = match cli.color {
         Color::Always => true,
         Color::Never => false,
-        Color::Auto => std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none(),
+        Color::Auto => {
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none()
+        }
     };
     match cli.command {
         Command::Check { files, format } => commands::check(&files, format, color),

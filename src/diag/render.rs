@@ -91,7 +91,9 @@ impl Diagnostic for Rendered {
             .related
             .iter()
             .filter(|r| Some(r.file) == d.file)
-            .map(|r| LabeledSpan::new_with_span(Some(r.label.clone()), (r.span.start, r.span.len())));
+            .map(|r| {
+                LabeledSpan::new_with_span(Some(r.label.clone()), (r.span.start, r.span.len()))
+            });
         Some(Box::new(std::iter::once(primary).chain(secondary)))
     }
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {

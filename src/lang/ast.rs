@@ -47,6 +47,14 @@ impl DefKind {
             DefKind::Report => "report",
         }
     }
+
+    /// "a network", "an experiment".
+    pub fn with_article(self) -> String {
+        match self {
+            DefKind::Experiment => "an experiment".into(),
+            k => format!("a {}", k.word()),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -240,7 +248,10 @@ impl Expr {
     /// A short description of what kind of value this is, for error messages.
     pub fn describe(&self) -> String {
         match &self.kind {
-            ExprKind::Number { unit: Some(Unit::Percent), .. } => "a percentage".into(),
+            ExprKind::Number {
+                unit: Some(Unit::Percent),
+                ..
+            } => "a percentage".into(),
             ExprKind::Number { unit: Some(_), .. } => "a duration".into(),
             ExprKind::Number { is_int: true, .. } => "an integer".into(),
             ExprKind::Number { .. } => "a number".into(),

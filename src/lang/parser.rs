@@ -17,7 +17,10 @@ struct LthParser;
 pub fn parse(file: FileId, text: &str) -> Result<Module, Diag> {
     let mut pairs = LthParser::parse(Rule::file, text).map_err(|e| syntax_error(file, text, e))?;
     let root = pairs.next().expect("grammar: file");
-    let mut b = Builder { file, errors: Vec::new() };
+    let mut b = Builder {
+        file,
+        errors: Vec::new(),
+    };
     let mut items = Vec::new();
     for p in root.into_inner() {
         match p.as_rule() {
@@ -220,6 +223,7 @@ impl Builder {
                 let mut inner = p.into_inner();
                 let mut e = self.expr(inner.next().expect("grammar: expr"));
                 for clause in inner {
+                    let end = clause.as_span().end();
                     let mut c = clause.into_inner();
                     let kind = match c.next().map(|k| k.as_rule()) {
                         Some(Rule::kw_for) => ClauseKind::For,
@@ -235,10 +239,9 @@ impl Builder {
                             value: Box::new(value),
                             word,
                         },
-                        span: Span::new(start, span.end),
+                        span: Span::new(start, end),
                     };
                 }
-                e.span.end = span.end;
                 e
             }
             Rule::with_expr => {
@@ -367,7 +370,10 @@ impl Builder {
                 }
             }
             Rule::conditional => {
-                let parts: Vec<Pair<Rule>> = p.into_inner().filter(|q| q.as_rule() == Rule::expr).collect();
+                let parts: Vec<Pair<Rule>> = p
+                    .into_inner()
+                    .filter(|q| q.as_rule() == Rule::expr)
+                    .collect();
                 let mut it = parts.into_iter().map(|q| Box::new(self.expr(q)));
                 let (cond, then, otherwise) = (it.next(), it.next(), it.next());
                 Expr {
@@ -429,21 +435,31 @@ impl Builder {
             Some(b'M') => (&text[..text.len() - 1], 1e6),
             _ => (text, 1.0),
         };
-        let is_int = !digits.contains(['.', 'e', 'E']) || (scale > 1.0 && !digits.contains(['e', 'E']));
+        let is_int =
+            !digits.contains(['.', 'e', 'E']) || (scale > 1.0 && !digits.contains(['e', 'E']));
         let value = match digits.parse::<f64>() {
             Ok(v) if v.is_finite() => v * scale,
             _ => {
                 self.errors.push(
-                    Diag::error(code::PARSE_NUMBER, self.file, span, format!("`{text}` is not a number lthc can represent"))
-                        .label("this number")
-                        .help("write a finite number such as `1e-3` or `30k`"),
+                    Diag::error(
+                        code::PARSE_NUMBER,
+                        self.file,
+                        span,
+                        format!("`{text}` is not a number lthc can represent"),
+                    )
+                    .label("this number")
+                    .help("write a finite number such as `1e-3` or `30k`"),
                 );
                 0.0
             }
         };
         let is_int = is_int && value.fract() == 0.0 && value.abs() < 9.0e15;
         Expr {
-            kind: ExprKind::Number { value, is_int, unit },
+            kind: ExprKind::Number {
+                value,
+                is_int,
+                unit,
+            },
             span,
         }
     }
@@ -452,12 +468,20 @@ impl Builder {
 /// `sweep 1..4` and `sweep 0 it..2k it by 500 it`: a range of literal numbers becomes the
 /// list of its values, so that every swept value is an expression of its own.
 fn literal_range(e: Expr) -> Expr {
-    let ExprKind::Range { start, end, step } = &e.kind else { return e };
+    let ExprKind::Range { start, end, step } = &e.kind else {
+        return e;
+    };
     let num = |x: &Expr| match x.kind {
-        ExprKind::Number { value, is_int: true, unit } => Some((value, unit)),
+        ExprKind::Number {
+            value,
+            is_int: true,
+            unit,
+        } => Some((value, unit)),
         _ => None,
     };
-    let (Some((a, ua)), Some((b, ub))) = (num(start), num(end)) else { return e };
+    let (Some((a, ua)), Some((b, ub))) = (num(start), num(end)) else {
+        return e;
+    };
     let (s, us) = match step.as_deref().map(num) {
         Some(Some((s, us))) => (s, us),
         Some(None) => return e,
@@ -513,8 +537,10 @@ fn rule_name(r: &Rule) -> Option<&'static str> {
         Rule::EOI => "end of file",
         Rule::import | Rule::kw_import => "`import`",
         Rule::network_def | Rule::kw_network => "`network`",
-        Rule::record_def | Rule::record_kind => "a definition (`dataset`, `recipe`, `pruning`, `experiment`, `report`)",
-        Rule::ident => "a name",
+        Rule::record_def | Rule::record_kind => {
+            "a definition (`dataset`, `recipe`, `pruning`, `experiment`, `report`)"
+        }
+        Rule::ident | Rule::field_name => "a name",
         Rule::record => "`{`",
         Rule::layer_block => "`{` and a list of layers",
         Rule::layer | Rule::call_layer => "a layer",
@@ -522,8 +548,15 @@ fn rule_name(r: &Rule) -> Option<&'static str> {
         Rule::params => "`(`",
         Rule::input_shape | Rule::kw_on => "`on`",
         Rule::field => "a field `name = value`",
-        Rule::expr | Rule::with_expr | Rule::logic | Rule::compare | Rule::range | Rule::sum | Rule::product
-        | Rule::unary | Rule::postfix => "a value",
+        Rule::expr
+        | Rule::with_expr
+        | Rule::logic
+        | Rule::compare
+        | Rule::range
+        | Rule::sum
+        | Rule::product
+        | Rule::unary
+        | Rule::postfix => "a value",
         Rule::quantity | Rule::number => "a number",
         Rule::unit => "a unit (`it` or `ep`)",
         Rule::string => "a string",
@@ -591,9 +624,14 @@ fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diag {
     } else {
         "see docs/language.md for the syntax of definitions, fields and values"
     };
-    Diag::error(code::PARSE_SYNTAX, file, Span::new(pos, pos + token_len), message)
-        .label("unexpected here")
-        .help(help)
+    Diag::error(
+        code::PARSE_SYNTAX,
+        file,
+        Span::new(pos, pos + token_len),
+        message,
+    )
+    .label("unexpected here")
+    .help(help)
 }
 
 fn join_or(items: &[&str]) -> String {

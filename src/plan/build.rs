@@ -16,7 +16,14 @@ struct Builder {
 }
 
 impl Builder {
-    fn add(&mut self, kind: StepKind, spec: Json, inputs: Vec<String>, iterations: u64, label: String) -> String {
+    fn add(
+        &mut self,
+        kind: StepKind,
+        spec: Json,
+        inputs: Vec<String>,
+        iterations: u64,
+        label: String,
+    ) -> String {
         let key = step_key(kind.word(), &spec, &inputs);
         let i = match self.plan.index.get(&key) {
             Some(&i) => i,
@@ -31,11 +38,15 @@ impl Builder {
                     experiments: BTreeSet::new(),
                     checkpoints: BTreeSet::new(),
                 });
-                self.plan.index.insert(key.clone(), self.plan.steps.len() - 1);
+                self.plan
+                    .index
+                    .insert(key.clone(), self.plan.steps.len() - 1);
                 self.plan.steps.len() - 1
             }
         };
-        self.plan.steps[i].experiments.insert(self.experiment.clone());
+        self.plan.steps[i]
+            .experiments
+            .insert(self.experiment.clone());
         self.pipeline.insert(key.clone());
         key
     }
@@ -129,14 +140,29 @@ fn experiment_pipeline(b: &mut Builder, e: &ExperimentSpec, seed: u64, k: u64) {
         seg.spec(0, 0),
         vec![init.clone()],
         t,
-        format!("train dense {net} on {} 0 → {t} it, data order {seed}", e.dataset.name),
+        format!(
+            "train dense {net} on {} 0 → {t} it, data order {seed}",
+            e.dataset.name
+        ),
     );
     b.checkpoint(&dense, k);
     b.checkpoint(&dense, t);
-    b.add(StepKind::Evaluate, json!({}), vec![dense.clone()], 0, "evaluate dense".into());
+    b.add(
+        StepKind::Evaluate,
+        json!({}),
+        vec![dense.clone()],
+        0,
+        "evaluate dense".into(),
+    );
 
     if e.measures.needs_second_copy() {
-        let rewound = b.add(StepKind::Rewind, json!({ "iteration": k }), vec![dense.clone()], 0, format!("take dense weights at {k} it"));
+        let rewound = b.add(
+            StepKind::Rewind,
+            json!({ "iteration": k }),
+            vec![dense.clone()],
+            0,
+            format!("take dense weights at {k} it"),
+        );
         let copy = train_from(b, &seg, &rewound, k, 1, "dense, second data order");
         measures(b, e, &dense, &copy, None, None);
     }
@@ -153,7 +179,11 @@ fn experiment_pipeline(b: &mut Builder, e: &ExperimentSpec, seed: u64, k: u64) {
             json!({ "prune": p.canonical(), "level": level }),
             inputs,
             0,
-            format!("prune level {level}: {} → density {:.1}%", describe(p), density * 100.0),
+            format!(
+                "prune level {level}: {} → density {:.1}%",
+                describe(p),
+                density * 100.0
+            ),
         );
         let mut arms = vec![Arm {
             name: "imp",
@@ -181,7 +211,11 @@ fn experiment_pipeline(b: &mut Builder, e: &ExperimentSpec, seed: u64, k: u64) {
                     });
                 }
                 Control::RandomPrune | Control::RandomPruneGlobal => {
-                    let scope = if *c == Control::RandomPrune { Scope::Layerwise } else { Scope::Global };
+                    let scope = if *c == Control::RandomPrune {
+                        Scope::Layerwise
+                    } else {
+                        Scope::Global
+                    };
                     let random = b.add(
                         StepKind::Prune,
                         json!({ "prune": { "strategy": Strategy::Random, "scope": scope, "like": "input" }, "seed": seed }),
@@ -190,7 +224,11 @@ fn experiment_pipeline(b: &mut Builder, e: &ExperimentSpec, seed: u64, k: u64) {
                         format!("random mask with the level-{level} mask's {} density", if scope == Scope::Layerwise { "per-layer" } else { "overall" }),
                     );
                     arms.push(Arm {
-                        name: if scope == Scope::Layerwise { "random_prune" } else { "random_prune_global" },
+                        name: if scope == Scope::Layerwise {
+                            "random_prune"
+                        } else {
+                            "random_prune_global"
+                        },
                         mask: random,
                         start: k,
                         source: dense.clone(),
@@ -204,20 +242,38 @@ fn experiment_pipeline(b: &mut Builder, e: &ExperimentSpec, seed: u64, k: u64) {
             let rewound = b.add(
                 StepKind::Rewind,
                 json!({ "iteration": arm.start }),
-                vec![arm.source.clone(), arm.mask.clone()],
+                // The mask first: the tree view hangs each step under its first input.
+                vec![arm.mask.clone(), arm.source.clone()],
                 0,
-                format!("{}: weights at {} it under the level-{level} mask", arm.name, arm.start),
+                format!(
+                    "{}: weights at {} it under the level-{level} mask",
+                    arm.name, arm.start
+                ),
             );
             if arm.source == dense {
                 b.checkpoint(&dense, arm.start);
             }
-            let run = train_from(b, &seg, &rewound, arm.start, 0, &format!("{} level {level}", arm.name));
+            let run = train_from(
+                b,
+                &seg,
+                &rewound,
+                arm.start,
+                0,
+                &format!("{} level {level}", arm.name),
+            );
             if arm.name == "imp" || arm.compare_with_dense {
-                let copy = e
-                    .measures
-                    .needs_second_copy()
-                    .then(|| train_from(b, &seg, &rewound, arm.start, 1, &format!("{} level {level}, second data order", arm.name)));
-                let dense_ref = (arm.compare_with_dense && e.measures.stability_pruning).then_some(dense.as_str());
+                let copy = e.measures.needs_second_copy().then(|| {
+                    train_from(
+                        b,
+                        &seg,
+                        &rewound,
+                        arm.start,
+                        1,
+                        &format!("{} level {level}, second data order", arm.name),
+                    )
+                });
+                let dense_ref = (arm.compare_with_dense && e.measures.stability_pruning)
+                    .then_some(dense.as_str());
                 if let Some(copy) = &copy {
                     measures(b, e, &run, copy, Some(&arm.mask), dense_ref);
                 } else if let Some(d) = dense_ref {
@@ -233,9 +289,20 @@ fn experiment_pipeline(b: &mut Builder, e: &ExperimentSpec, seed: u64, k: u64) {
     }
 }
 
-fn train_from(b: &mut Builder, seg: &Segment, start_state: &str, start: u64, copy: u32, what: &str) -> String {
+fn train_from(
+    b: &mut Builder,
+    seg: &Segment,
+    start_state: &str,
+    start: u64,
+    copy: u32,
+    what: &str,
+) -> String {
     let t = seg.e.recipe.iterations;
-    let order = if copy == 0 { format!("{}", seg.seed) } else { format!("{} (copy {copy})", seg.seed) };
+    let order = if copy == 0 {
+        format!("{}", seg.seed)
+    } else {
+        format!("{} (copy {copy})", seg.seed)
+    };
     let run = b.add(
         StepKind::Train,
         seg.spec(copy, start),
@@ -244,7 +311,13 @@ fn train_from(b: &mut Builder, seg: &Segment, start_state: &str, start: u64, cop
         format!("train {what} {start} → {t} it, data order {order}"),
     );
     b.checkpoint(&run, t);
-    b.add(StepKind::Evaluate, json!({}), vec![run.clone()], 0, format!("evaluate {what}"));
+    b.add(
+        StepKind::Evaluate,
+        json!({}),
+        vec![run.clone()],
+        0,
+        format!("evaluate {what}"),
+    );
     run
 }
 
@@ -259,7 +332,14 @@ fn stability_pruning(b: &mut Builder, run: &str, dense: &str, mask: &str) {
 }
 
 /// Stability and interpolation between a run and its second-data-order copy.
-fn measures(b: &mut Builder, e: &ExperimentSpec, run: &str, copy: &str, mask: Option<&String>, dense: Option<&str>) {
+fn measures(
+    b: &mut Builder,
+    e: &ExperimentSpec,
+    run: &str,
+    copy: &str,
+    mask: Option<&String>,
+    dense: Option<&str>,
+) {
     let mut inputs = vec![run.to_string(), copy.to_string()];
     inputs.extend(mask.cloned());
     if e.measures.stability_data_order {
@@ -276,7 +356,13 @@ fn measures(b: &mut Builder, e: &ExperimentSpec, run: &str, copy: &str, mask: Op
         if e.measures.interpolation_on_train {
             spec["train"] = json!(true);
         }
-        b.add(StepKind::Measure, spec, inputs, 0, format!("measure the error barrier on the line between the copies ({points} points)"));
+        b.add(
+            StepKind::Measure,
+            spec,
+            inputs,
+            0,
+            format!("measure the error barrier on the line between the copies ({points} points)"),
+        );
     }
     if let (Some(d), Some(m)) = (dense, mask) {
         stability_pruning(b, run, d, m);

@@ -9,7 +9,8 @@ use sha2::{Digest, Sha256};
 pub const KEY_VERSION: u32 = 1;
 
 pub fn step_key(kind: &str, spec: &Json, inputs: &[String]) -> String {
-    let text = json!({ "v": KEY_VERSION, "kind": kind, "spec": spec, "inputs": inputs }).to_string();
+    let text =
+        json!({ "v": KEY_VERSION, "kind": kind, "spec": spec, "inputs": inputs }).to_string();
     let digest = Sha256::digest(text.as_bytes());
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }

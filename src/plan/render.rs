@@ -43,8 +43,16 @@ pub fn render_tree(plan: &Plan) -> String {
     }
     let t = &plan.totals;
     let _ = writeln!(out);
-    let _ = writeln!(out, "iterations requested by all experiments: {:>14}", thousands(t.requested_iterations));
-    let _ = writeln!(out, "iterations this plan trains:             {:>14}", thousands(t.planned_iterations));
+    let _ = writeln!(
+        out,
+        "iterations requested by all experiments: {:>14}",
+        thousands(t.requested_iterations)
+    );
+    let _ = writeln!(
+        out,
+        "iterations this plan trains:             {:>14}",
+        thousands(t.planned_iterations)
+    );
     if t.planned_iterations > 0 && t.requested_iterations > t.planned_iterations {
         let _ = writeln!(
             out,
@@ -56,10 +64,28 @@ pub fn render_tree(plan: &Plan) -> String {
     out
 }
 
-fn node(plan: &Plan, children: &HashMap<&str, Vec<usize>>, i: usize, prefix: &str, last: bool, out: &mut String) {
+fn node(
+    plan: &Plan,
+    children: &HashMap<&str, Vec<usize>>,
+    i: usize,
+    prefix: &str,
+    last: bool,
+    out: &mut String,
+) {
     let s = &plan.steps[i];
-    let branch = if prefix.is_empty() && last { "└─ " } else if last { "└─ " } else { "├─ " };
-    let mut line = format!("{prefix}{branch}{} {} {}", s.kind.word(), &s.key[..10], s.label);
+    let branch = if prefix.is_empty() && last {
+        "└─ "
+    } else if last {
+        "└─ "
+    } else {
+        "├─ "
+    };
+    let mut line = format!(
+        "{prefix}{branch}{} {} {}",
+        s.kind.word(),
+        &s.key[..10],
+        s.label
+    );
     if s.iterations > 0 {
         let _ = write!(line, "  [{} it]", thousands(s.iterations));
     }
