@@ -20,6 +20,8 @@ pub fn parse(file: FileId, text: &str) -> Result<Module, Diag> {
     let mut b = Builder {
         file,
         errors: Vec::new(),
+        text,
+        comments: comment_ranges(text),
     };
     let mut items = Vec::new();
     for p in root.into_inner() {
@@ -36,33 +38,85 @@ pub fn parse(file: FileId, text: &str) -> Result<Module, Diag> {
     }
 }
 
-fn span_of(p: &Pair<Rule>) -> Span {
-    Span::new(p.as_span().start(), p.as_span().end())
-}
-
-struct Builder {
+struct Builder<'t> {
     file: FileId,
     errors: Vec<Diag>,
+    text: &'t str,
+    /// Byte ranges of comments, sorted, for trimming spans.
+    comments: Vec<(usize, usize)>,
 }
 
-impl Builder {
+/// Where comments are, found by a small scan that knows about strings.
+fn comment_ranges(text: &str) -> Vec<(usize, usize)> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' && b[i] != b'\n' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'#' | b'/' if b[i] == b'#' || b.get(i + 1) == Some(&b'/') => {
+                let start = i;
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                out.push((start, i));
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                let start = i;
+                i += 2;
+                while i + 1 < b.len() && !(b[i] == b'*' && b[i + 1] == b'/') {
+                    i += 1;
+                }
+                i = (i + 2).min(b.len());
+                out.push((start, i));
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}
+
+impl Builder<'_> {
+    /// A pair's span without the whitespace and comments pest skips after its last token.
+    fn span_of(&self, p: &Pair<Rule>) -> Span {
+        let start = p.as_span().start();
+        let mut end = p.as_span().end();
+        let bytes = self.text.as_bytes();
+        loop {
+            while end > start && bytes[end - 1].is_ascii_whitespace() {
+                end -= 1;
+            }
+            match self.comments.iter().find(|(s, e)| *e == end && *s >= start) {
+                Some((s, _)) => end = *s,
+                None => break,
+            }
+        }
+        Span::new(start, end)
+    }
+
     fn ident(&self, p: Pair<Rule>) -> Ident {
         Ident {
             name: p.as_str().to_string(),
-            span: span_of(&p),
+            span: self.span_of(&p),
         }
     }
 
     fn import(&mut self, p: Pair<Rule>) -> Import {
         let s = p.into_inner().nth(1).expect("grammar: import string");
         Import {
-            span: span_of(&s),
+            span: self.span_of(&s),
             path: unescape(s.into_inner().next().map_or("", |i| i.as_str())),
         }
     }
 
     fn network_def(&mut self, p: Pair<Rule>) -> Def {
-        let span = span_of(&p);
+        let span = self.span_of(&p);
         let mut inner = p.into_inner();
         inner.next(); // keyword
         let name = self.ident(inner.next().expect("grammar: name"));
@@ -74,7 +128,7 @@ impl Builder {
                 Rule::params => params = q.into_inner().map(|x| self.param(x)).collect(),
                 Rule::input_shape => input = q.into_inner().nth(1).map(|e| self.expr(e)),
                 Rule::layer_block => body = DefBody::Layers(self.layer_block(q)),
-                Rule::alias => body = DefBody::Alias(self.expr(first(q))),
+                Rule::alias => body = DefBody::Alias(self.expr(q.into_inner().nth(1).expect("grammar: alias"))),
                 _ => {}
             }
         }
@@ -89,7 +143,7 @@ impl Builder {
     }
 
     fn record_def(&mut self, p: Pair<Rule>) -> Def {
-        let span = span_of(&p);
+        let span = self.span_of(&p);
         let mut inner = p.into_inner();
         let kind = match inner.next().map(|k| k.as_str().to_string()).as_deref() {
             Some("dataset") => DefKind::Dataset,
@@ -102,7 +156,7 @@ impl Builder {
         let b = inner.next().expect("grammar: body");
         let body = match b.as_rule() {
             Rule::record => DefBody::Fields(self.fields(b)),
-            _ => DefBody::Alias(self.expr(first(b))),
+            _ => DefBody::Alias(self.expr(b.into_inner().nth(1).expect("grammar: alias"))),
         };
         Def {
             kind,
@@ -136,7 +190,7 @@ impl Builder {
             .map(|f| {
                 let mut inner = f.into_inner();
                 let name = self.ident(inner.next().expect("grammar: field name"));
-                let value = self.expr(inner.next().expect("grammar: field value"));
+                let value = self.expr(inner.nth(1).expect("grammar: field value"));
                 Field { name, value }
             })
             .collect()
@@ -147,7 +201,7 @@ impl Builder {
     }
 
     fn layer(&mut self, p: Pair<Rule>) -> Layer {
-        let span = span_of(&p);
+        let span = self.span_of(&p);
         let q = first(p);
         let kind = match q.as_rule() {
             Rule::require => {
@@ -217,13 +271,13 @@ impl Builder {
     }
 
     fn expr(&mut self, p: Pair<Rule>) -> Expr {
-        let span = span_of(&p);
+        let span = self.span_of(&p);
         match p.as_rule() {
             Rule::expr => {
                 let mut inner = p.into_inner();
                 let mut e = self.expr(inner.next().expect("grammar: expr"));
                 for clause in inner {
-                    let end = clause.as_span().end();
+                    let end = self.span_of(&clause).end;
                     let mut c = clause.into_inner();
                     let kind = match c.next().map(|k| k.as_rule()) {
                         Some(Rule::kw_for) => ClauseKind::For,
@@ -421,7 +475,7 @@ impl Builder {
     }
 
     fn quantity(&mut self, p: Pair<Rule>) -> Expr {
-        let span = span_of(&p);
+        let span = self.span_of(&p);
         let mut inner = p.into_inner();
         let num = inner.next().expect("grammar: number");
         let unit = inner.next().map(|u| match u.as_str() {
@@ -544,7 +598,7 @@ fn rule_name(r: &Rule) -> Option<&'static str> {
         Rule::record => "`{`",
         Rule::layer_block => "`{` and a list of layers",
         Rule::layer | Rule::call_layer => "a layer",
-        Rule::alias => "`=`",
+        Rule::alias | Rule::assign => "`=`",
         Rule::params => "`(`",
         Rule::input_shape | Rule::kw_on => "`on`",
         Rule::field => "a field `name = value`",
