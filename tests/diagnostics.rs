@@ -13,7 +13,13 @@ struct Case {
     message: &'static str,
 }
 
-fn case(name: &'static str, src: impl Into<String>, code: &'static str, span: &'static str, message: &'static str) -> Case {
+fn case(
+    name: &'static str,
+    src: impl Into<String>,
+    code: &'static str,
+    span: &'static str,
+    message: &'static str,
+) -> Case {
     Case {
         name,
         src: src.into(),
@@ -183,15 +189,30 @@ fn every_bad_input_gets_its_diagnostic() {
     let mut failures = Vec::new();
     for c in &cases {
         let (prog, _, diags) = check_one(&c.src);
-        let found = diags
-            .iter()
-            .any(|d| d.code == c.code && span_text(&prog, d) == c.span && d.message.contains(c.message) && d.help.is_some() && !d.label.is_empty());
+        let found = diags.iter().any(|d| {
+            d.code == c.code
+                && span_text(&prog, d) == c.span
+                && d.message.contains(c.message)
+                && d.help.is_some()
+                && !d.label.is_empty()
+        });
         if !found {
             let got: Vec<String> = diags
                 .iter()
-                .map(|d| format!("{} at {:?}: {} (help: {:?})", d.code, span_text(&prog, d), d.message, d.help))
+                .map(|d| {
+                    format!(
+                        "{} at {:?}: {} (help: {:?})",
+                        d.code,
+                        span_text(&prog, d),
+                        d.message,
+                        d.help
+                    )
+                })
                 .collect();
-            failures.push(format!("{}:\n  want {} at {:?}: {}\n  got {:#?}", c.name, c.code, c.span, c.message, got));
+            failures.push(format!(
+                "{}:\n  want {} at {:?}: {}\n  got {:#?}",
+                c.name, c.code, c.span, c.message, got
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -199,11 +220,18 @@ fn every_bad_input_gets_its_diagnostic() {
 
 #[test]
 fn suggestions_name_the_closest_definition() {
-    let (_, _, diags) = check_one(&lenet_experiment("").replace("network = lenet", "network = lenett"));
-    let d = diags.iter().find(|d| d.code == "lth::name::unknown").expect("a diagnostic");
+    let (_, _, diags) =
+        check_one(&lenet_experiment("").replace("network = lenet", "network = lenett"));
+    let d = diags
+        .iter()
+        .find(|d| d.code == "lth::name::unknown")
+        .expect("a diagnostic");
     assert_eq!(d.help.as_deref(), Some("did you mean `lenet`?"));
     let (_, _, diags) = check_one(&lenet_experiment("  seed = 1"));
-    let d = diags.iter().find(|d| d.code == "lth::name::unknown_field").expect("a diagnostic");
+    let d = diags
+        .iter()
+        .find(|d| d.code == "lth::name::unknown_field")
+        .expect("a diagnostic");
     assert_eq!(d.help.as_deref(), Some("did you mean `seeds`?"));
 }
 
@@ -219,9 +247,15 @@ fn every_problem_is_reported_not_just_the_first() {
 
 #[test]
 fn import_cycles_are_reported_at_the_closing_import() {
-    let files = [("a.lth", "import \"b.lth\"\n"), ("b.lth", "import \"a.lth\"\n")];
+    let files = [
+        ("a.lth", "import \"b.lth\"\n"),
+        ("b.lth", "import \"a.lth\"\n"),
+    ];
     let (prog, _, diags) = check_many(&files, &["a.lth"]);
-    let d = diags.iter().find(|d| d.code == "lth::import::cycle").expect("a cycle diagnostic");
+    let d = diags
+        .iter()
+        .find(|d| d.code == "lth::import::cycle")
+        .expect("a cycle diagnostic");
     assert_eq!(prog.sources.get(d.file.unwrap()).name, "b.lth");
     assert_eq!(span_text(&prog, d), "\"a.lth\"");
     assert!(d.message.contains("a.lth → b.lth → a.lth"), "{}", d.message);
@@ -234,9 +268,15 @@ fn names_from_files_not_imported_are_refused() {
         ("main.lth", "import \"stdlib/networks.lth\"\nimport \"stdlib/recipes.lth\"\nexperiment e {\n  network = mlp(4, 2)\n  data = tiny\n  train = lenet_adam\n}\n"),
     ];
     let (prog, _, diags) = check_many(&files, &["data.lth", "main.lth"]);
-    let d = diags.iter().find(|d| d.code == "lth::name::not_imported").expect("a diagnostic");
+    let d = diags
+        .iter()
+        .find(|d| d.code == "lth::name::not_imported")
+        .expect("a diagnostic");
     assert_eq!(span_text(&prog, d), "tiny");
-    assert_eq!(d.help.as_deref(), Some("add `import \"data.lth\"` at the top of this file"));
+    assert_eq!(
+        d.help.as_deref(),
+        Some("add `import \"data.lth\"` at the top of this file")
+    );
 }
 
 #[test]
@@ -259,5 +299,8 @@ fn rendered_reports_show_code_label_and_help() {
     assert!(text.contains("lth::range::rewind_after_end"), "{text}");
     assert!(text.contains("main.lth:7:13"), "{text}");
     assert!(text.contains("past the end"), "{text}");
-    assert!(text.contains("help: training lasts 50000 iterations"), "{text}");
+    assert!(
+        text.contains("help: training lasts 50000 iterations"),
+        "{text}"
+    );
 }

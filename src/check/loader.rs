@@ -149,7 +149,7 @@ impl Loader<'_> {
         let module = match parse(id, &self.prog.sources.get(id).text) {
             Ok(m) => m,
             Err(d) => {
-                self.prog.diags.push(d);
+                self.prog.diags.push(*d);
                 Module::default()
             }
         };

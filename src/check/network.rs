@@ -494,7 +494,10 @@ impl<'p> Checker<'p> {
                         self.error(code::RANGE_REQUIRE, f, s, msg)
                             .label("these arguments do not fit the network")
                             .related(file, cond.span, "required here")
-                            .help(format!("with {}", values.join(", ")))
+                            .help(format!(
+                                "the network's parameters here: {}",
+                                values.join(", ")
+                            ))
                             .emit();
                         None
                     }
@@ -1245,28 +1248,18 @@ impl<'p> Checker<'p> {
 
 /// Labels the network's last dense or conv layer (outside auxiliary heads) `output`.
 fn mark_output(layers: &mut [Layer]) -> bool {
-    for l in layers.iter_mut().rev() {
-        match &mut l.op {
-            Op::Dense { .. } | Op::Conv { .. } => {
-                if !l.labels.iter().any(|x| x == "output") {
-                    l.labels.push("output".into());
-                }
-                return true;
-            }
-            Op::Residual { main, .. } => {
-                if mark_output(main) {
-                    return true;
-                }
-            }
-            Op::Concat { branches } => {
-                if branches.iter_mut().rev().any(|b| mark_output(b)) {
-                    return true;
-                }
-            }
-            _ => {}
+    layers.iter_mut().rev().any(|l| {
+        let found = match &mut l.op {
+            Op::Dense { .. } | Op::Conv { .. } => true,
+            Op::Residual { main, .. } => return mark_output(main),
+            Op::Concat { branches } => return branches.iter_mut().rev().any(|b| mark_output(b)),
+            _ => false,
+        };
+        if found && !l.labels.iter().any(|x| x == "output") {
+            l.labels.push("output".into());
         }
-    }
-    false
+        found
+    })
 }
 
 fn sorted(env: &Env) -> Vec<(String, String)> {

@@ -20,6 +20,9 @@ pub struct SweepDim<'p> {
 /// The choice for each sweep, keyed like [`Checker::sweep_choice`].
 pub type Choice<'p> = HashMap<(FileId, usize), &'p Expr>;
 
+/// One experiment instance: its sweep choices and their labels (`path`, `value`).
+pub type Instance<'p> = (Choice<'p>, Vec<(String, String)>);
+
 /// More instances than this from one experiment is a mistake.
 pub const MAX_INSTANCES: usize = 10_000;
 
@@ -96,7 +99,7 @@ impl<'p> Checker<'p> {
         &mut self,
         dims: &[SweepDim<'p>],
         at: (FileId, Span),
-    ) -> Option<Vec<(Choice<'p>, Vec<(String, String)>)>> {
+    ) -> Option<Vec<Instance<'p>>> {
         let total = dims
             .iter()
             .try_fold(1usize, |acc, d| acc.checked_mul(d.values.len()));
@@ -114,6 +117,8 @@ impl<'p> Checker<'p> {
         }
         let mut out = vec![(Choice::new(), Vec::new())];
         for d in dims {
+            // The values of a literal range (`sweep 1..4`) all carry the range's span.
+            let from_range = d.values.len() > 1 && d.values[0].span == d.values[1].span;
             let mut next = Vec::new();
             for (choice, label) in &out {
                 for v in &d.values {
@@ -121,15 +126,11 @@ impl<'p> Checker<'p> {
                     c.insert((d.file, d.span.start), *v);
                     let mut l = label.clone();
                     let text = match v.kind {
-                        // Values of a literal range share the range's span: print the number.
-                        ExprKind::Number { value, unit, .. }
-                            if v.span == d.values[0].span && d.values.len() > 1 =>
-                        {
-                            format!(
-                                "{value}{}",
-                                unit.map_or(String::new(), |u| format!(" {}", u.word()))
-                            )
-                        }
+                        ExprKind::Number { value, unit, .. } if from_range => match unit {
+                            Some(crate::lang::ast::Unit::Percent) => format!("{value}%"),
+                            Some(u) => format!("{value} {}", u.word()),
+                            None => format!("{value}"),
+                        },
                         _ => self
                             .prog
                             .sources

@@ -110,7 +110,7 @@ pub fn did_you_mean<'a>(
 }
 
 /// The help line for an unknown name: a suggestion if there is one, else the list of choices.
-pub fn unknown_name_help<'a>(name: &str, what: &str, candidates: &[&'a str]) -> String {
+pub fn unknown_name_help(name: &str, what: &str, candidates: &[&str]) -> String {
     if let Some(s) = did_you_mean(name, candidates.iter().copied()) {
         return format!("did you mean `{s}`?");
     }

@@ -12,6 +12,8 @@ use crate::lang::SourceMap;
 #[derive(Debug)]
 pub struct Rendered {
     diag: Diag,
+    /// A secondary place shown after the main report.
+    advice: bool,
     source: Option<NamedSource<String>>,
     related: Vec<Rendered>,
 }
@@ -38,6 +40,7 @@ impl Rendered {
                     help: None,
                     related: Vec::new(),
                 },
+                advice: true,
                 source: Some(NamedSource::new(
                     sources.get(r.file).name.clone(),
                     sources.get(r.file).text.clone(),
@@ -47,6 +50,7 @@ impl Rendered {
             .collect();
         Rendered {
             diag: diag.clone(),
+            advice: false,
             source,
             related,
         }
@@ -67,6 +71,7 @@ impl Diagnostic for Rendered {
     }
     fn severity(&self) -> Option<miette::Severity> {
         Some(match self.diag.severity {
+            _ if self.advice => miette::Severity::Advice,
             Severity::Error => miette::Severity::Error,
             Severity::Warning => miette::Severity::Warning,
         })

@@ -16,7 +16,7 @@ pub struct Module {
 #[derive(Clone, Debug)]
 pub enum Item {
     Import(Import),
-    Def(Def),
+    Def(Box<Def>),
 }
 
 #[derive(Clone, Debug)]

@@ -14,8 +14,9 @@ use crate::diag::{code, Diag};
 struct LthParser;
 
 /// Parses one file. On a syntax error returns the diagnostic for the first one.
-pub fn parse(file: FileId, text: &str) -> Result<Module, Diag> {
-    let mut pairs = LthParser::parse(Rule::file, text).map_err(|e| syntax_error(file, text, e))?;
+pub fn parse(file: FileId, text: &str) -> Result<Module, Box<Diag>> {
+    let mut pairs =
+        LthParser::parse(Rule::file, text).map_err(|e| Box::new(syntax_error(file, text, e)))?;
     let root = pairs.next().expect("grammar: file");
     let mut b = Builder {
         file,
@@ -27,13 +28,13 @@ pub fn parse(file: FileId, text: &str) -> Result<Module, Diag> {
     for p in root.into_inner() {
         match p.as_rule() {
             Rule::import => items.push(Item::Import(b.import(p))),
-            Rule::network_def => items.push(Item::Def(b.network_def(p))),
-            Rule::record_def => items.push(Item::Def(b.record_def(p))),
+            Rule::network_def => items.push(Item::Def(Box::new(b.network_def(p)))),
+            Rule::record_def => items.push(Item::Def(Box::new(b.record_def(p)))),
             _ => {}
         }
     }
     match b.errors.into_iter().next() {
-        Some(e) => Err(e),
+        Some(e) => Err(Box::new(e)),
         None => Ok(Module { items }),
     }
 }
@@ -128,7 +129,9 @@ impl Builder<'_> {
                 Rule::params => params = q.into_inner().map(|x| self.param(x)).collect(),
                 Rule::input_shape => input = q.into_inner().nth(1).map(|e| self.expr(e)),
                 Rule::layer_block => body = DefBody::Layers(self.layer_block(q)),
-                Rule::alias => body = DefBody::Alias(self.expr(q.into_inner().nth(1).expect("grammar: alias"))),
+                Rule::alias => {
+                    body = DefBody::Alias(self.expr(q.into_inner().nth(1).expect("grammar: alias")))
+                }
                 _ => {}
             }
         }

@@ -73,13 +73,7 @@ fn node(
     out: &mut String,
 ) {
     let s = &plan.steps[i];
-    let branch = if prefix.is_empty() && last {
-        "└─ "
-    } else if last {
-        "└─ "
-    } else {
-        "├─ "
-    };
+    let branch = if last { "└─ " } else { "├─ " };
     let mut line = format!(
         "{prefix}{branch}{} {} {}",
         s.kind.word(),
