@@ -6,6 +6,8 @@ mod args;
 mod dataset;
 mod eval;
 mod experiment;
+mod layer_args;
+mod layers;
 pub mod loader;
 pub mod netspec;
 mod network;

@@ -3,6 +3,7 @@
 pub mod ast;
 pub mod parser;
 pub mod source;
+mod syntax_error;
 
 pub use parser::parse;
 pub use source::{FileId, SourceMap, Span};
