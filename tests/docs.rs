@@ -7,7 +7,9 @@ fn complete_examples(doc: &str) -> Vec<String> {
     doc.split("```lth\n")
         .skip(1)
         .filter_map(|rest| rest.split("```").next())
-        .filter(|block| block.trim_start().starts_with("import \"stdlib/"))
+        .filter(|block| {
+            block.trim_start().starts_with("import \"stdlib/") && block.contains("experiment ")
+        })
         .map(str::to_string)
         .collect()
 }
