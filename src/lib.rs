@@ -7,7 +7,14 @@
 
 pub mod check;
 pub mod cli;
+pub mod data;
 pub mod diag;
+pub mod exec;
 pub mod lang;
+pub mod lottery;
+pub mod nn;
 pub mod plan;
+pub mod rng;
 pub mod stdlib;
+pub mod store;
+pub mod train;

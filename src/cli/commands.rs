@@ -10,7 +10,7 @@ use crate::diag::{render_json, render_report, Diag};
 use crate::plan;
 
 /// Loads and checks; prints diagnostics. Returns the result when there were no errors.
-fn checked(
+pub(super) fn checked(
     files: &[PathBuf],
     format: Format,
     color: bool,
@@ -162,7 +162,7 @@ pub fn short(n: u64) -> String {
 }
 
 /// Writes to stdout; a closed pipe (`lthc plan x | head`) is not an error worth a panic.
-fn emit(text: &str) {
+pub(super) fn emit(text: &str) {
     use std::io::Write;
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }

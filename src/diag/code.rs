@@ -35,3 +35,13 @@ pub const SHAPE_MISMATCH: &str = "lth::shape::mismatch";
 pub const NET_RECURSION: &str = "lth::net::recursion";
 pub const NET_NO_PRUNABLE: &str = "lth::net::no_prunable_layer";
 pub const DERIVE_CYCLE: &str = "lth::name::derive_cycle";
+
+pub const DATA_MISSING: &str = "lth::data::missing";
+pub const DATA_FORMAT: &str = "lth::data::format";
+pub const DATA_CHECKSUM: &str = "lth::data::checksum";
+pub const DATA_FETCH: &str = "lth::data::fetch";
+
+pub const EXEC_TRAIN: &str = "lth::exec::train";
+pub const EXEC_CORRUPT: &str = "lth::exec::corrupt";
+pub const EXEC_IO: &str = "lth::exec::io";
+pub const EXEC_DEVICE: &str = "lth::exec::device";

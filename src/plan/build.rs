@@ -1,12 +1,15 @@
 //! Building the step DAG from experiment specs.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use serde_json::{json, Value as Json};
 
 use super::key::step_key;
-use super::{Plan, Step, StepKind};
-use crate::check::{Control, ExperimentSpec, PruneSpec, Scope, Strategy};
+use super::{MeasureKind, Payload, Plan, Record, Step, StepKind};
+use crate::check::{
+    Control, DatasetSpec, ExperimentSpec, NetSpec, PruneSpec, RecipeSpec, Scope, Strategy,
+};
 
 struct Builder {
     plan: Plan,
@@ -23,6 +26,7 @@ impl Builder {
         inputs: Vec<String>,
         iterations: u64,
         label: String,
+        payload: Payload,
     ) -> String {
         let key = step_key(kind.word(), &spec, &inputs);
         let i = match self.plan.index.get(&key) {
@@ -37,6 +41,7 @@ impl Builder {
                     iterations,
                     experiments: BTreeSet::new(),
                     checkpoints: BTreeSet::new(),
+                    payload,
                 });
                 self.plan
                     .index
@@ -73,9 +78,59 @@ impl Builder {
 struct Segment<'a> {
     e: &'a ExperimentSpec,
     seed: u64,
+    net: Arc<NetSpec>,
+    data: Arc<DatasetSpec>,
+    recipe: Arc<RecipeSpec>,
 }
 
 impl Segment<'_> {
+    fn payload(&self, copy: u32, start: u64) -> Payload {
+        Payload::Train {
+            network: self.net.clone(),
+            dataset: self.data.clone(),
+            recipe: self.recipe.clone(),
+            seed: self.seed,
+            copy: u64::from(copy),
+            start,
+            end: self.e.recipe.iterations,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        b: &mut Builder,
+        k: u64,
+        arm: &str,
+        level: u32,
+        train: &str,
+        eval: &str,
+        keys: MeasureKeys,
+    ) {
+        b.plan.records.push(Record {
+            experiment: self.e.instance.clone(),
+            network: self.e.network.display.clone(),
+            dataset: self.e.dataset.name.clone(),
+            parameters: self.e.network.stats().parameters,
+            rewind_iteration: k,
+            arm: arm.to_string(),
+            seed: self.seed,
+            level,
+            train: train.to_string(),
+            evaluate: eval.to_string(),
+            stability_pruning: keys.pruning,
+            stability_data_order: keys.data_order,
+            interpolation: keys.interpolation,
+        });
+    }
+
+    fn evaluate(&self) -> Payload {
+        Payload::Evaluate {
+            network: self.net.clone(),
+            dataset: self.data.clone(),
+        }
+    }
+
     /// A train step's spec: data, recipe, data order, and the iterations it covers.
     fn spec(&self, copy: u32, start: u64) -> Json {
         let mut order = json!({ "seed": self.seed });
@@ -126,13 +181,25 @@ pub fn build(experiments: &[ExperimentSpec]) -> Plan {
 fn experiment_pipeline(b: &mut Builder, e: &ExperimentSpec, seed: u64, k: u64) {
     let t = e.recipe.iterations;
     let net = &e.network.display;
-    let seg = Segment { e, seed };
+    let seg = Segment {
+        e,
+        seed,
+        net: Arc::new(e.network.clone()),
+        data: Arc::new(e.dataset.clone()),
+        recipe: Arc::new(e.recipe.clone()),
+    };
     let init = b.add(
         StepKind::Init,
         json!({ "network": e.network.canonical(), "init": e.recipe.init, "seed": seed }),
         vec![],
         0,
         format!("init {net}, seed {seed}"),
+        Payload::Init {
+            network: seg.net.clone(),
+            recipe: seg.recipe.clone(),
+            seed,
+            reinit: false,
+        },
     );
     // The dense run: its key has no rewind point in it; rewind points are its checkpoints.
     let dense = b.add(
@@ -144,17 +211,19 @@ fn experiment_pipeline(b: &mut Builder, e: &ExperimentSpec, seed: u64, k: u64) {
             "train dense {net} on {} 0 → {t} it, data order {seed}",
             e.dataset.name
         ),
+        seg.payload(0, 0),
     );
     b.checkpoint(&dense, k);
     b.checkpoint(&dense, t);
-    b.add(
+    let dense_eval = b.add(
         StepKind::Evaluate,
         json!({}),
         vec![dense.clone()],
         0,
         "evaluate dense".into(),
+        seg.evaluate(),
     );
-
+    let mut dense_keys = MeasureKeys::default();
     if e.measures.needs_second_copy() {
         let rewound = b.add(
             StepKind::Rewind,
@@ -162,17 +231,27 @@ fn experiment_pipeline(b: &mut Builder, e: &ExperimentSpec, seed: u64, k: u64) {
             vec![dense.clone()],
             0,
             format!("take dense weights at {k} it"),
+            Payload::Rewind { iteration: k },
         );
-        let copy = train_from(b, &seg, &rewound, k, 1, "dense, second data order");
-        measures(b, e, &dense, &copy, None, None);
+        let (copy, _) = train_from(b, &seg, &rewound, k, 1, "dense, second data order");
+        dense_keys = measures(b, &seg, &dense, &copy, None, None);
     }
+    seg.record(b, k, "dense", 0, &dense, &dense_eval, dense_keys);
 
     let Some(p) = &e.prune else { return };
     let mut trained = dense.clone();
     let mut prev_mask: Option<String> = None;
     for level in 1..=p.levels {
-        let mut inputs = vec![trained.clone()];
-        inputs.extend(prev_mask.clone());
+        // SNIP prunes at initialisation: every level's mask comes from the initial weights.
+        let snip = p.strategy == Strategy::Snip;
+        let mut inputs = if snip {
+            vec![init.clone()]
+        } else {
+            vec![trained.clone()]
+        };
+        if !snip {
+            inputs.extend(prev_mask.clone());
+        }
         let density = p.densities.get(level as usize).copied().unwrap_or(0.0);
         let mask = b.add(
             StepKind::Prune,
@@ -184,9 +263,14 @@ fn experiment_pipeline(b: &mut Builder, e: &ExperimentSpec, seed: u64, k: u64) {
                 describe(p),
                 density * 100.0
             ),
+            Payload::Prune {
+                network: seg.net.clone(),
+                prune: Arc::new(p.clone()),
+                level,
+            },
         );
         let mut arms = vec![Arm {
-            name: "imp",
+            name: if snip { "snip" } else { "imp" },
             mask: mask.clone(),
             start: k,
             source: dense.clone(),
@@ -201,6 +285,12 @@ fn experiment_pipeline(b: &mut Builder, e: &ExperimentSpec, seed: u64, k: u64) {
                         vec![],
                         0,
                         format!("init {net}, seed {seed}, fresh weights for random reinitialisation"),
+                        Payload::Init {
+                            network: seg.net.clone(),
+                            recipe: seg.recipe.clone(),
+                            seed,
+                            reinit: true,
+                        },
                     );
                     arms.push(Arm {
                         name: "random_reinit",
@@ -222,6 +312,7 @@ fn experiment_pipeline(b: &mut Builder, e: &ExperimentSpec, seed: u64, k: u64) {
                         vec![mask.clone()],
                         0,
                         format!("random mask with the level-{level} mask's {} density", if scope == Scope::Layerwise { "per-layer" } else { "overall" }),
+                        Payload::RandomPrune { scope, seed },
                     );
                     arms.push(Arm {
                         name: if scope == Scope::Layerwise {
@@ -249,11 +340,14 @@ fn experiment_pipeline(b: &mut Builder, e: &ExperimentSpec, seed: u64, k: u64) {
                     "{}: weights at {} it under the level-{level} mask",
                     arm.name, arm.start
                 ),
+                Payload::Rewind {
+                    iteration: arm.start,
+                },
             );
             if arm.source == dense {
                 b.checkpoint(&dense, arm.start);
             }
-            let run = train_from(
+            let (run, eval) = train_from(
                 b,
                 &seg,
                 &rewound,
@@ -261,7 +355,8 @@ fn experiment_pipeline(b: &mut Builder, e: &ExperimentSpec, seed: u64, k: u64) {
                 0,
                 &format!("{} level {level}", arm.name),
             );
-            if arm.name == "imp" || arm.compare_with_dense {
+            let mut keys = MeasureKeys::default();
+            if arm.name == "imp" || arm.name == "snip" || arm.compare_with_dense {
                 let copy = e.measures.needs_second_copy().then(|| {
                     train_from(
                         b,
@@ -271,16 +366,18 @@ fn experiment_pipeline(b: &mut Builder, e: &ExperimentSpec, seed: u64, k: u64) {
                         1,
                         &format!("{} level {level}, second data order", arm.name),
                     )
+                    .0
                 });
                 let dense_ref = (arm.compare_with_dense && e.measures.stability_pruning)
                     .then_some(dense.as_str());
                 if let Some(copy) = &copy {
-                    measures(b, e, &run, copy, Some(&arm.mask), dense_ref);
+                    keys = measures(b, &seg, &run, copy, Some(&arm.mask), dense_ref);
                 } else if let Some(d) = dense_ref {
-                    stability_pruning(b, &run, d, &arm.mask);
+                    keys.pruning = Some(stability_pruning(b, &seg, &run, d, &arm.mask));
                 }
             }
-            if arm.name == "imp" {
+            seg.record(b, k, arm.name, level, &run, &eval, keys);
+            if arm.name == "imp" || arm.name == "snip" {
                 imp_trained = Some(run);
             }
         }
@@ -296,7 +393,7 @@ fn train_from(
     start: u64,
     copy: u32,
     what: &str,
-) -> String {
+) -> (String, String) {
     let t = seg.e.recipe.iterations;
     let order = if copy == 0 {
         format!("{}", seg.seed)
@@ -309,64 +406,93 @@ fn train_from(
         vec![start_state.to_string()],
         t - start,
         format!("train {what} {start} → {t} it, data order {order}"),
+        seg.payload(copy, start),
     );
     b.checkpoint(&run, t);
-    b.add(
+    let eval = b.add(
         StepKind::Evaluate,
         json!({}),
         vec![run.clone()],
         0,
         format!("evaluate {what}"),
+        seg.evaluate(),
     );
-    run
+    (run, eval)
 }
 
-fn stability_pruning(b: &mut Builder, run: &str, dense: &str, mask: &str) {
+fn stability_pruning(b: &mut Builder, seg: &Segment, run: &str, dense: &str, mask: &str) -> String {
     b.add(
         StepKind::Measure,
         json!({ "measure": "stability_pruning" }),
         vec![run.to_string(), dense.to_string(), mask.to_string()],
         0,
         "measure stability to pruning (L2, angle) against the dense run".into(),
-    );
+        measure_payload(seg, MeasureKind::StabilityPruning),
+    )
+}
+
+fn measure_payload(seg: &Segment, measure: MeasureKind) -> Payload {
+    Payload::Measure {
+        measure,
+        network: seg.net.clone(),
+        dataset: seg.data.clone(),
+    }
 }
 
 /// Stability and interpolation between a run and its second-data-order copy.
 fn measures(
     b: &mut Builder,
-    e: &ExperimentSpec,
+    seg: &Segment,
     run: &str,
     copy: &str,
     mask: Option<&String>,
     dense: Option<&str>,
-) {
+) -> MeasureKeys {
+    let mut keys = MeasureKeys::default();
+    let e = seg.e;
     let mut inputs = vec![run.to_string(), copy.to_string()];
     inputs.extend(mask.cloned());
     if e.measures.stability_data_order {
-        b.add(
+        keys.data_order = Some(b.add(
             StepKind::Measure,
             json!({ "measure": "stability_data_order" }),
             inputs.clone(),
             0,
             "measure stability to data order (L2, angle)".into(),
-        );
+            measure_payload(seg, MeasureKind::StabilityDataOrder),
+        ));
     }
     if let Some(points) = e.measures.interpolation_points {
         let mut spec = json!({ "measure": "interpolation", "points": points });
         if e.measures.interpolation_on_train {
             spec["train"] = json!(true);
         }
-        b.add(
+        keys.interpolation = Some(b.add(
             StepKind::Measure,
             spec,
             inputs,
             0,
             format!("measure the error barrier on the line between the copies ({points} points)"),
-        );
+            measure_payload(
+                seg,
+                MeasureKind::Interpolation {
+                    points,
+                    train: e.measures.interpolation_on_train,
+                },
+            ),
+        ));
     }
     if let (Some(d), Some(m)) = (dense, mask) {
-        stability_pruning(b, run, d, m);
+        keys.pruning = Some(stability_pruning(b, seg, run, d, m));
     }
+    keys
+}
+
+#[derive(Default)]
+struct MeasureKeys {
+    pruning: Option<String>,
+    data_order: Option<String>,
+    interpolation: Option<String>,
 }
 
 fn describe(p: &PruneSpec) -> String {

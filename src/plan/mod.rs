@@ -8,9 +8,12 @@ pub mod key;
 mod render;
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value as Json;
+
+use crate::check::{DatasetSpec, NetSpec, PruneSpec, RecipeSpec, Scope};
 
 pub use build::build;
 pub use render::{render_json, render_tree, thousands};
@@ -62,6 +65,59 @@ pub struct Step {
     pub experiments: BTreeSet<String>,
     /// Train steps: iterations whose state is kept (rewind points and the end).
     pub checkpoints: BTreeSet<u64>,
+    /// What the executor needs to carry the step out.
+    #[serde(skip)]
+    pub payload: Payload,
+}
+
+/// The typed description of a step, for the executor (the key hashes its canonical JSON).
+#[derive(Clone, Debug, Default)]
+pub enum Payload {
+    #[default]
+    None,
+    Init {
+        network: Arc<NetSpec>,
+        recipe: Arc<RecipeSpec>,
+        seed: u64,
+        reinit: bool,
+    },
+    Train {
+        network: Arc<NetSpec>,
+        dataset: Arc<DatasetSpec>,
+        recipe: Arc<RecipeSpec>,
+        seed: u64,
+        copy: u64,
+        start: u64,
+        end: u64,
+    },
+    Prune {
+        network: Arc<NetSpec>,
+        prune: Arc<PruneSpec>,
+        level: u32,
+    },
+    RandomPrune {
+        scope: Scope,
+        seed: u64,
+    },
+    Rewind {
+        iteration: u64,
+    },
+    Evaluate {
+        network: Arc<NetSpec>,
+        dataset: Arc<DatasetSpec>,
+    },
+    Measure {
+        measure: MeasureKind,
+        network: Arc<NetSpec>,
+        dataset: Arc<DatasetSpec>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MeasureKind {
+    StabilityPruning,
+    StabilityDataOrder,
+    Interpolation { points: u32, train: bool },
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -80,6 +136,28 @@ pub struct Plan {
     pub index: HashMap<String, usize>,
     pub totals: Totals,
     pub experiments: Vec<String>,
+    /// One per (experiment, seed, rewind point, level, arm): where its results come from.
+    pub records: Vec<Record>,
+}
+
+/// A row of results and the steps that produce it (docs/results.md).
+#[derive(Clone, Debug, Serialize)]
+pub struct Record {
+    pub experiment: String,
+    pub network: String,
+    pub dataset: String,
+    pub parameters: u64,
+    pub rewind_iteration: u64,
+    /// `dense`, `imp`, `random_reinit`, `random_prune`, `random_prune_global`, `snip`.
+    pub arm: String,
+    pub seed: u64,
+    pub level: u32,
+    /// The trained run and its evaluation.
+    pub train: String,
+    pub evaluate: String,
+    pub stability_pruning: Option<String>,
+    pub stability_data_order: Option<String>,
+    pub interpolation: Option<String>,
 }
 
 impl Plan {

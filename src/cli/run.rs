@@ -1,0 +1,236 @@
+//! `lthc run`, `lthc results`, `lthc data fetch`.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::backend::AutodiffBackend;
+use serde_json::Value;
+
+use super::commands::{checked, emit};
+use super::Format;
+use crate::diag::{code, render_report, Diag};
+use crate::exec::{results, Executor};
+use crate::plan::{self, Plan};
+use crate::train::Progress;
+
+/// The cache: `--cache`, else `$LTHC_CACHE`, else `.lthc/` next to the first file.
+pub fn cache_dir(explicit: Option<PathBuf>, files: &[PathBuf]) -> PathBuf {
+    explicit
+        .or_else(|| std::env::var_os("LTHC_CACHE").map(PathBuf::from))
+        .unwrap_or_else(|| {
+            files
+                .first()
+                .and_then(|f| f.parent())
+                .unwrap_or(Path::new("."))
+                .join(".lthc")
+        })
+}
+
+fn fail(d: Diag, color: bool) -> i32 {
+    eprint!("{}", render_report(&[d], &Default::default(), color));
+    1
+}
+
+pub fn run(
+    files: &[PathBuf],
+    cache: Option<PathBuf>,
+    data: Option<PathBuf>,
+    device: &str,
+    quiet: bool,
+    color: bool,
+) -> i32 {
+    let (_, c) = match checked(files, Format::Text, color, false) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let p = plan::build(&c.experiments);
+    let cache = cache_dir(cache, files);
+    let data = data.unwrap_or_else(crate::data::data_dir);
+    let progress = if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        Progress::Quiet
+    } else {
+        Progress::Bar
+    };
+    let outcome = match device {
+        "cpu" => execute::<burn::backend::Autodiff<burn::backend::Flex>>(
+            &p,
+            cache.clone(),
+            data,
+            Default::default(),
+            progress,
+        ),
+        d if d == "cuda" || d.starts_with("cuda:") => cuda(&p, cache.clone(), data, d, progress),
+        other => Err(Box::new(
+            Diag::global(code::EXEC_DEVICE, format!("unknown device `{other}`"))
+                .help("use `--device cpu` or `--device cuda[:N]`"),
+        )),
+    };
+    match outcome {
+        Ok(summary) => {
+            let (records, _) = results::collect(&p, &cache);
+            emit(&format!(
+                "{} steps run, {} from the cache; {} iterations trained now, {} served from the cache\n",
+                summary.ran,
+                summary.cached,
+                plan::thousands(summary.trained_iterations),
+                plan::thousands(summary.cached_iterations)
+            ));
+            emit(&results_table(&records));
+            0
+        }
+        Err(d) => fail(*d, color),
+    }
+}
+
+fn execute<B: AutodiffBackend>(
+    p: &Plan,
+    cache: PathBuf,
+    data: PathBuf,
+    device: B::Device,
+    progress: Progress,
+) -> Result<crate::exec::Summary, Box<Diag>> {
+    let mut ex = Executor::<B>::new(cache, data, device, progress);
+    ex.run(p).map_err(|e| Box::new(e.to_diag()))
+}
+
+#[cfg(feature = "cuda")]
+fn cuda(
+    p: &Plan,
+    cache: PathBuf,
+    data: PathBuf,
+    device: &str,
+    progress: Progress,
+) -> Result<crate::exec::Summary, Box<Diag>> {
+    let index: usize = match device
+        .strip_prefix("cuda:")
+        .map(str::parse)
+        .unwrap_or(Ok(0))
+    {
+        Ok(i) => i,
+        Err(_) => {
+            return Err(
+                Diag::global(code::EXEC_DEVICE, format!("`{device}` is not a device"))
+                    .help("write `cuda` or `cuda:N` with N a GPU index"),
+            )
+        }
+    };
+    // cubecl panics when no driver or GPU is there: turn that into a diagnostic.
+    let probe = std::panic::catch_unwind(|| {
+        let dev = burn::backend::cuda::CudaDevice::new(index);
+        let t = burn::tensor::Tensor::<burn::backend::Cuda, 1>::from_floats([1.0], &dev);
+        let _ = t.into_data();
+        dev
+    });
+    match probe {
+        Ok(dev) => execute::<burn::backend::Autodiff<burn::backend::Cuda>>(p, cache, data, dev, progress),
+        Err(_) => Err(Box::new(
+            Diag::global(code::EXEC_DEVICE, format!("no usable CUDA device `{device}`"))
+                .help("check `nvidia-smi`; the CUDA driver and NVRTC must be installed, or run with `--device cpu`"),
+        )),
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda(
+    _: &Plan,
+    _: PathBuf,
+    _: PathBuf,
+    device: &str,
+    _: Progress,
+) -> Result<crate::exec::Summary, Box<Diag>> {
+    Err(Box::new(
+        Diag::global(
+            code::EXEC_DEVICE,
+            format!("this lthc was built without CUDA, so `{device}` is not available"),
+        )
+        .help("build with `cargo build --release --features cuda`, or run with `--device cpu`"),
+    ))
+}
+
+fn num(v: &Value, digits: usize) -> String {
+    v.as_f64()
+        .map_or_else(|| "-".into(), |x| format!("{x:.digits$}"))
+}
+
+/// One line per record: what a researcher looks at first.
+pub fn results_table(records: &[Value]) -> String {
+    let mut out = String::new();
+    let mut current = String::new();
+    for r in records {
+        let exp = r["experiment"].as_str().unwrap_or("");
+        if exp != current {
+            current = exp.to_string();
+            out += &format!(
+                "\n{exp} ({} on {})\n",
+                r["network"].as_str().unwrap_or(""),
+                r["dataset"].as_str().unwrap_or("")
+            );
+            out += &format!(
+                "  {:>4} {:>7} {:>5} {:<14} {:>8} {:>8} {:>9} {:>9} {:>9} {:>8}\n",
+                "seed",
+                "rewind",
+                "level",
+                "arm",
+                "density",
+                "acc",
+                "prune L2",
+                "order L2",
+                "order °",
+                "barrier"
+            );
+        }
+        out += &format!(
+            "  {:>4} {:>7} {:>5} {:<14} {:>7.2}% {:>7.2}% {:>9} {:>9} {:>9} {:>8}\n",
+            r["seed"].as_u64().unwrap_or(0),
+            r["rewind_iteration"].as_u64().unwrap_or(0),
+            r["level"].as_u64().unwrap_or(0),
+            r["arm"].as_str().unwrap_or(""),
+            r["density"].as_f64().unwrap_or(1.0) * 100.0,
+            r["test_accuracy"].as_f64().unwrap_or(0.0) * 100.0,
+            num(&r["stability_pruning_l2"], 2),
+            num(&r["stability_data_order_l2"], 2),
+            num(&r["stability_data_order_angle"], 1),
+            num(&r["interpolation_barrier"], 3),
+        );
+    }
+    out
+}
+
+pub fn results(files: &[PathBuf], cache: Option<PathBuf>, format: Format, color: bool) -> i32 {
+    let (_, c) = match checked(files, format, color, false) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let p = plan::build(&c.experiments);
+    let cache = cache_dir(cache, files);
+    let (records, complete) = results::collect(&p, &cache);
+    match format {
+        Format::Json => emit(&(serde_json::to_string_pretty(&records).unwrap_or_default() + "\n")),
+        Format::Text => emit(&results_table(&records)),
+    }
+    if !complete {
+        eprintln!(
+            "some results are not in {} yet: run `lthc run` first",
+            cache.display()
+        );
+    }
+    0
+}
+
+pub fn fetch(name: &str, data: Option<PathBuf>, color: bool) -> i32 {
+    let data = data.unwrap_or_else(crate::data::data_dir);
+    let Some(k) = crate::data::fetch::known(name) else {
+        return fail(
+            Diag::global(code::DATA_FETCH, format!("lthc does not know how to fetch `{name}`"))
+                .help("fetchable datasets: mnist, fashion_mnist; put other datasets' files in the data directory yourself"),
+            color,
+        );
+    };
+    let dir = data.join(k.name);
+    match crate::data::fetch::fetch(name, &dir, true) {
+        Ok(()) => {
+            emit(&format!("{name}: verified files in {}\n", dir.display()));
+            0
+        }
+        Err(e) => fail(e.to_diag(), color),
+    }
+}

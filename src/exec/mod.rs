@@ -1,0 +1,174 @@
+//! The executor: runs a plan's steps in order against a cache directory. A step whose outputs
+//! are complete (`done` written last) is not run again; an interrupted training step resumes
+//! from its last saved state.
+//!
+//! Layout of the cache: `<cache>/steps/<key>/` holds a step's outputs — `state.ckpt` (init,
+//! rewind, or a train step's final state), `it_<N>.ckpt` (train checkpoints), `resume.ckpt`
+//! (train progress), `mask.ckpt` (prune), `result.json` (evaluate, measure) — and `done`.
+
+pub mod results;
+mod steps;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use burn::tensor::backend::AutodiffBackend;
+
+use crate::check::DatasetSpec;
+use crate::data::{self, DataError, Dataset};
+use crate::diag::{code, Diag};
+use crate::plan::{Plan, Step};
+use crate::train::{Progress, State, TrainError};
+
+/// Why a run stopped.
+#[derive(Debug)]
+pub enum ExecError {
+    Data(DataError),
+    Train {
+        step: String,
+        error: TrainError,
+    },
+    /// A cached artifact is damaged (it is removed so that the next run recomputes it).
+    Corrupt {
+        path: PathBuf,
+        reason: String,
+    },
+    Io {
+        path: PathBuf,
+        error: String,
+    },
+}
+
+impl ExecError {
+    pub fn to_diag(&self) -> Diag {
+        match self {
+            ExecError::Data(e) => e.to_diag(),
+            ExecError::Train { step, error } => {
+                Diag::global(code::EXEC_TRAIN, format!("step {step}: {error}")).help(match error {
+                    TrainError::Diverged { .. } => "lower the learning rate or add warmup",
+                    TrainError::Data(_) => "check the dataset's files",
+                    TrainError::Save(_) => {
+                        "check that the cache directory is writable and has space"
+                    }
+                })
+            }
+            ExecError::Corrupt { path, reason } => {
+                Diag::global(code::EXEC_CORRUPT, format!("{}: {reason}", path.display()))
+                    .help("the damaged file was removed; run again to recompute it")
+            }
+            ExecError::Io { path, error } => {
+                Diag::global(code::EXEC_IO, format!("{}: {error}", path.display()))
+                    .help("check the cache directory's permissions and free space")
+            }
+        }
+    }
+}
+
+pub fn io_err(path: &Path) -> impl Fn(std::io::Error) -> ExecError + '_ {
+    move |e| ExecError::Io {
+        path: path.to_path_buf(),
+        error: e.to_string(),
+    }
+}
+
+/// What happened to each step.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub ran: usize,
+    pub cached: usize,
+    pub trained_iterations: u64,
+    pub cached_iterations: u64,
+}
+
+pub struct Executor<B: AutodiffBackend> {
+    pub cache: PathBuf,
+    pub data_dir: PathBuf,
+    pub device: B::Device,
+    pub progress: Progress,
+    datasets: HashMap<String, Arc<Dataset>>,
+}
+
+impl<B: AutodiffBackend> Executor<B> {
+    pub fn new(cache: PathBuf, data_dir: PathBuf, device: B::Device, progress: Progress) -> Self {
+        Executor {
+            cache,
+            data_dir,
+            device,
+            progress,
+            datasets: HashMap::new(),
+        }
+    }
+
+    pub fn step_dir(&self, key: &str) -> PathBuf {
+        self.cache.join("steps").join(key)
+    }
+
+    pub fn is_done(&self, key: &str) -> bool {
+        self.step_dir(key).join("done").is_file()
+    }
+
+    /// Runs every step of `plan` that is not done yet.
+    pub fn run(&mut self, plan: &Plan) -> Result<Summary, ExecError> {
+        let mut summary = Summary::default();
+        let total = plan.steps.len();
+        for (n, step) in plan.steps.iter().enumerate() {
+            if self.is_done(&step.key) {
+                summary.cached += 1;
+                summary.cached_iterations += step.iterations;
+                continue;
+            }
+            if self.progress == Progress::Bar {
+                eprintln!("[{}/{total}] {} {}", n + 1, step.kind.word(), step.label);
+            }
+            self.run_step(plan, step)?;
+            let done = self.step_dir(&step.key).join("done");
+            crate::store::atomic_write(&done, step.spec.to_string().as_bytes())
+                .map_err(io_err(&done))?;
+            summary.ran += 1;
+            summary.trained_iterations += step.iterations;
+        }
+        Ok(summary)
+    }
+
+    pub fn dataset(&mut self, spec: &DatasetSpec) -> Result<Arc<Dataset>, ExecError> {
+        let id = spec.canonical().to_string();
+        if let Some(d) = self.datasets.get(&id) {
+            return Ok(d.clone());
+        }
+        let d = Arc::new(
+            data::load(spec, &self.data_dir, self.progress == Progress::Bar)
+                .map_err(ExecError::Data)?,
+        );
+        self.datasets.insert(id, d.clone());
+        Ok(d)
+    }
+
+    /// Loads a state file of a finished step, removing it if it is damaged.
+    pub fn load_state(&self, path: &Path) -> Result<State, ExecError> {
+        State::load(path).map_err(|e| {
+            if let crate::store::ReadError::Corrupt(_) = e {
+                let _ = std::fs::remove_file(path);
+                if let Some(dir) = path.parent() {
+                    let _ = std::fs::remove_file(dir.join("done"));
+                }
+            }
+            ExecError::Corrupt {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }
+        })
+    }
+
+    /// The state a step's output represents (init, rewind: `state.ckpt`; train: its end).
+    pub fn output_state(&self, plan: &Plan, key: &str) -> Result<State, ExecError> {
+        self.load_state(&self.step_dir(key).join(output_file(plan.get(key))))
+    }
+}
+
+fn output_file(step: Option<&Step>) -> String {
+    match step.map(|s| &s.payload) {
+        Some(crate::plan::Payload::Train { end, .. }) => format!("it_{end}.ckpt"),
+        _ => "state.ckpt".into(),
+    }
+}

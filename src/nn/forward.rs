@@ -1,0 +1,322 @@
+//! The forward pass: interprets a [`NetSpec`]'s layers over flat parameter tensors. Generic over
+//! the backend, so the same code trains (under autodiff) and evaluates.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{activation, Tensor, TensorData};
+
+use crate::check::netspec::{Layer, NetSpec, Op};
+use crate::rng::{stream, Rng};
+
+/// What a forward pass produces.
+pub struct Output<B: Backend> {
+    pub logits: Tensor<B, 2>,
+    /// Auxiliary classifiers' logits and loss weights (training only).
+    pub aux: Vec<(f64, Tensor<B, 2>)>,
+    /// Batch-norm running statistics after this pass (updated in training, unchanged otherwise).
+    pub buffers: Vec<Tensor<B, 1>>,
+}
+
+/// An activation: flat `[n, features]` or an image batch `[n, c, h, w]`.
+enum Act<B: Backend> {
+    Flat(Tensor<B, 2>),
+    Image(Tensor<B, 4>),
+}
+
+impl<B: Backend> Act<B> {
+    fn image(self) -> Tensor<B, 4> {
+        match self {
+            Act::Image(t) => t,
+            Act::Flat(t) => {
+                let [n, f] = t.dims();
+                t.reshape([n, f, 1, 1])
+            }
+        }
+    }
+    fn flat(self) -> Tensor<B, 2> {
+        match self {
+            Act::Flat(t) => t,
+            Act::Image(t) => {
+                let [n, c, h, w] = t.dims();
+                t.reshape([n, c * h * w])
+            }
+        }
+    }
+}
+
+struct Runner<'a, B: Backend> {
+    params: &'a [Tensor<B, 1>],
+    buffers: &'a [Tensor<B, 1>],
+    next_param: usize,
+    next_buffer: usize,
+    new_buffers: Vec<Tensor<B, 1>>,
+    aux: Vec<(f64, Tensor<B, 2>)>,
+    /// Training mode, with the dropout stream's seed.
+    train: Option<u64>,
+    dropout_layer: u64,
+}
+
+/// Runs the network on `x` (`[n, c, h, w]`, or `[n, features]` for flat inputs). In training
+/// mode (`train = Some(seed)`) batch norm uses batch statistics and updates its running ones,
+/// dropout draws from a stream of `seed`, and auxiliary heads run.
+pub fn forward<B: Backend>(
+    spec: &NetSpec,
+    params: &[Tensor<B, 1>],
+    buffers: &[Tensor<B, 1>],
+    x: Tensor<B, 4>,
+    train: Option<u64>,
+) -> Output<B> {
+    let mut r = Runner {
+        params,
+        buffers,
+        next_param: 0,
+        next_buffer: 0,
+        new_buffers: Vec::with_capacity(buffers.len()),
+        aux: Vec::new(),
+        train,
+        dropout_layer: 0,
+    };
+    let input = if spec.input.len() == 1 {
+        Act::Flat(x.flatten(1, 3))
+    } else {
+        Act::Image(x)
+    };
+    let out = r.seq(&spec.layers, input);
+    Output {
+        logits: out.flat(),
+        aux: r.aux,
+        buffers: r.new_buffers,
+    }
+}
+
+impl<B: Backend> Runner<'_, B> {
+    fn param(&mut self) -> Tensor<B, 1> {
+        let p = self.params[self.next_param].clone();
+        self.next_param += 1;
+        p
+    }
+
+    fn seq(&mut self, layers: &[Layer], mut x: Act<B>) -> Act<B> {
+        for l in layers {
+            x = self.layer(l, x);
+        }
+        x
+    }
+
+    fn layer(&mut self, l: &Layer, x: Act<B>) -> Act<B> {
+        match &l.op {
+            Op::Dense {
+                inputs,
+                outputs,
+                bias,
+            } => {
+                let w = self.param().reshape([*outputs as usize, *inputs as usize]);
+                let mut y = x.flat().matmul(w.transpose());
+                if *bias {
+                    y = y + self.param().unsqueeze_dim(0);
+                }
+                Act::Flat(y)
+            }
+            Op::Conv {
+                in_channels,
+                out_channels,
+                kernel,
+                stride,
+                padding,
+                groups,
+                bias,
+                ..
+            } => {
+                let (g, oc) = (*groups as usize, *out_channels as usize);
+                let w = self.param().reshape([
+                    oc,
+                    *in_channels as usize / g,
+                    kernel[0] as usize,
+                    kernel[1] as usize,
+                ]);
+                let b = bias.then(|| self.param());
+                let opts = ConvOptions::new(
+                    [stride[0] as usize, stride[1] as usize],
+                    [padding[0] as usize, padding[1] as usize],
+                    [1, 1],
+                    g,
+                );
+                Act::Image(conv2d(x.image(), w, b, opts))
+            }
+            Op::BatchNorm {
+                channels,
+                eps,
+                momentum,
+            } => self.batchnorm(x, *channels as usize, *eps, *momentum),
+            Op::Relu => match x {
+                Act::Flat(t) => Act::Flat(activation::relu(t)),
+                Act::Image(t) => Act::Image(activation::relu(t)),
+            },
+            Op::Dropout { p } => {
+                let Some(seed) = self.train else { return x };
+                self.dropout_layer += 1;
+                let mut rng = Rng::derive(&[seed, stream::DROPOUT, self.dropout_layer]);
+                match x {
+                    Act::Flat(t) => {
+                        let dims = t.dims();
+                        let mask = dropout_mask::<B, 2>(&mut rng, dims, *p, &t.device());
+                        Act::Flat(t * mask)
+                    }
+                    Act::Image(t) => {
+                        let dims = t.dims();
+                        let mask = dropout_mask::<B, 4>(&mut rng, dims, *p, &t.device());
+                        Act::Image(t * mask)
+                    }
+                }
+            }
+            Op::Flatten => Act::Flat(x.flat()),
+            Op::MaxPool(p) => Act::Image(max_pool2d(
+                x.image(),
+                us(p.kernel),
+                us(p.stride),
+                us(p.padding),
+                [1, 1],
+                p.ceil,
+            )),
+            Op::AvgPool(p) => Act::Image(avg_pool2d(
+                x.image(),
+                us(p.kernel),
+                us(p.stride),
+                us(p.padding),
+                true,
+                p.ceil,
+            )),
+            Op::GlobalAvgPool => {
+                let t = x.image();
+                let [n, c, _, _] = t.dims();
+                Act::Flat(t.mean_dim(3).mean_dim(2).reshape([n, c]))
+            }
+            Op::Residual { main, shortcut } => {
+                let input = match &x {
+                    Act::Flat(t) => Act::Flat(t.clone()),
+                    Act::Image(t) => Act::Image(t.clone()),
+                };
+                let m = self.seq(main, x);
+                let s = if shortcut.is_empty() {
+                    input
+                } else {
+                    self.seq(shortcut, input)
+                };
+                match (m, s) {
+                    (Act::Flat(a), Act::Flat(b)) => Act::Flat(a + b),
+                    (a, b) => Act::Image(a.image() + b.image()),
+                }
+            }
+            Op::Concat { branches } => {
+                let t = x.image();
+                let outs: Vec<Tensor<B, 4>> = branches
+                    .iter()
+                    .map(|b| self.seq(b, Act::Image(t.clone())).image())
+                    .collect();
+                Act::Image(Tensor::cat(outs, 1))
+            }
+            Op::Aux { weight, body } => {
+                if self.train.is_some() {
+                    let copy = match &x {
+                        Act::Flat(t) => Act::Flat(t.clone()),
+                        Act::Image(t) => Act::Image(t.clone()),
+                    };
+                    let logits = self.seq(body, copy).flat();
+                    self.aux.push((*weight, logits));
+                } else {
+                    self.skip(body);
+                }
+                x
+            }
+        }
+    }
+
+    /// Advances past a subtree's parameters and buffers without running it.
+    fn skip(&mut self, layers: &[Layer]) {
+        let layout = crate::nn::Layout::of(&NetSpec {
+            display: String::new(),
+            definition: String::new(),
+            input: Vec::new(),
+            output: Vec::new(),
+            layers: layers.to_vec(),
+        });
+        self.next_param += layout.params.len();
+        for _ in &layout.buffers {
+            self.new_buffers
+                .push(self.buffers[self.next_buffer].clone());
+            self.next_buffer += 1;
+        }
+    }
+
+    fn batchnorm(&mut self, x: Act<B>, c: usize, eps: f64, momentum: f64) -> Act<B> {
+        let scale = self.param();
+        let shift = self.param();
+        let buf = self.buffers[self.next_buffer].clone();
+        self.next_buffer += 1;
+        let running_mean = buf.clone().narrow(0, 0, c);
+        let running_var = buf.narrow(0, c, c);
+        let image_dims = match &x {
+            Act::Image(t) => Some(t.dims()),
+            Act::Flat(_) => None,
+        };
+        // Everything as [n, c, m] (m = h * w, or 1 for flat inputs).
+        let t = match x {
+            Act::Image(t) => {
+                let [n, ch, h, w] = t.dims();
+                t.reshape([n, ch, h * w])
+            }
+            Act::Flat(t) => {
+                let [n, f] = t.dims();
+                t.reshape([n, f, 1])
+            }
+        };
+        let [n, _, m] = t.dims();
+        let (mean, var) = if self.train.is_some() {
+            let mean = t.clone().mean_dim(2).mean_dim(0); // [1, c, 1]
+            let centered = t.clone() - mean.clone();
+            let var = (centered.clone() * centered).mean_dim(2).mean_dim(0);
+            let count = (n * m) as f64;
+            let unbiased = var.clone().detach().reshape([c]) * (count / (count - 1.0).max(1.0));
+            let new_mean =
+                running_mean * (1.0 - momentum) + mean.clone().detach().reshape([c]) * momentum;
+            let new_var = running_var * (1.0 - momentum) + unbiased * momentum;
+            self.new_buffers
+                .push(Tensor::cat(vec![new_mean, new_var], 0));
+            (mean, var)
+        } else {
+            self.new_buffers.push(Tensor::cat(
+                vec![running_mean.clone(), running_var.clone()],
+                0,
+            ));
+            (
+                running_mean.reshape([1, c, 1]),
+                running_var.reshape([1, c, 1]),
+            )
+        };
+        let y =
+            (t - mean) / (var + eps).sqrt() * scale.reshape([1, c, 1]) + shift.reshape([1, c, 1]);
+        match image_dims {
+            Some(dims) => Act::Image(y.reshape(dims)),
+            None => Act::Flat(y.reshape([n, c])),
+        }
+    }
+}
+
+fn us(a: [u64; 2]) -> [usize; 2] {
+    [a[0] as usize, a[1] as usize]
+}
+
+fn dropout_mask<B: Backend, const D: usize>(
+    rng: &mut Rng,
+    dims: [usize; D],
+    p: f64,
+    device: &B::Device,
+) -> Tensor<B, D> {
+    let n: usize = dims.iter().product();
+    let keep = (1.0 / (1.0 - p)) as f32;
+    let values: Vec<f32> = (0..n)
+        .map(|_| if rng.next_f64() < p { 0.0 } else { keep })
+        .collect();
+    Tensor::from_data(TensorData::new(values, dims), device)
+}

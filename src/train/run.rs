@@ -1,0 +1,255 @@
+//! The training loop.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{activation, Tensor, TensorData};
+
+use super::optim;
+use super::schedule::learning_rate;
+use super::state::{download, DeviceState, State};
+use crate::check::{NetSpec, RecipeSpec};
+use crate::data::batch::{prefetch, Batch, Order};
+use crate::data::{DataError, Dataset};
+use crate::nn::{forward, initial_values, Layout};
+use crate::rng::Rng;
+
+#[derive(Debug)]
+pub enum TrainError {
+    Data(DataError),
+    /// A checkpoint could not be written.
+    Save(String),
+    /// The loss became NaN or infinite.
+    Diverged {
+        iteration: u64,
+    },
+}
+
+impl std::fmt::Display for TrainError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TrainError::Data(e) => write!(f, "{e}"),
+            TrainError::Save(e) => write!(f, "cannot save a checkpoint: {e}"),
+            TrainError::Diverged { iteration } => {
+                write!(f, "the loss is not finite at iteration {iteration}")
+            }
+        }
+    }
+}
+
+/// How to report progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    Quiet,
+    Bar,
+}
+
+/// One training segment: from the state's iteration to `end`, saving at `checkpoints`.
+pub struct Job<'a> {
+    pub net: &'a NetSpec,
+    pub recipe: &'a RecipeSpec,
+    pub data: Arc<Dataset>,
+    pub order: Order,
+    pub end: u64,
+    pub checkpoints: BTreeSet<u64>,
+    pub progress: Progress,
+    /// Shown before the progress bar.
+    pub label: String,
+}
+
+/// A run's state before its first step: initial weights, no masks, no optimizer state.
+pub fn fresh_state(net: &NetSpec, recipe: &RecipeSpec, seed: u64, purpose: u64) -> State {
+    let layout = Layout::of(net);
+    let (params, buffers) = initial_values(&layout, recipe.init, seed, purpose);
+    let n_slots = optim::slots(&recipe.optimizer);
+    let slots = params
+        .iter()
+        .map(|p| vec![vec![0.0; p.len()]; n_slots])
+        .collect();
+    State {
+        iteration: 0,
+        masks: vec![None; params.len()],
+        params,
+        buffers,
+        steps: 0,
+        slots,
+    }
+}
+
+fn to_input<B: AutodiffBackend>(batch: &Batch, shape: &[u64], device: &B::Device) -> Tensor<B, 4> {
+    let n = batch.size;
+    let dims = match shape {
+        [c, h, w] => [n, *c as usize, *h as usize, *w as usize],
+        _ => [n, shape.iter().product::<u64>() as usize, 1, 1],
+    };
+    Tensor::from_data(TensorData::new(batch.images.clone(), dims), device)
+}
+
+/// One-hot targets with label smoothing, `[n, classes]`.
+fn targets<B: AutodiffBackend>(
+    labels: &[i64],
+    classes: usize,
+    smoothing: f64,
+    device: &B::Device,
+) -> Tensor<B, 2> {
+    let off = (smoothing / classes as f64) as f32;
+    let on = (1.0 - smoothing) as f32 + off;
+    let mut v = vec![off; labels.len() * classes];
+    for (i, &l) in labels.iter().enumerate() {
+        v[i * classes + l as usize] = on;
+    }
+    Tensor::from_data(TensorData::new(v, [labels.len(), classes]), device)
+}
+
+fn cross_entropy<B: AutodiffBackend>(logits: Tensor<B, 2>, targets: Tensor<B, 2>) -> Tensor<B, 1> {
+    let n = logits.dims()[0] as f64;
+    (activation::log_softmax(logits, 1) * targets).sum().neg() / n
+}
+
+/// Trains from `state` to `job.end`; calls `save` with the state at every checkpoint iteration
+/// reached (the end included, if asked). Returns the final state.
+pub fn train<B: AutodiffBackend>(
+    job: &Job,
+    state: State,
+    device: &B::Device,
+    mut save: impl FnMut(&State) -> Result<(), String>,
+) -> Result<State, TrainError> {
+    let start = state.iteration;
+    let mut s: DeviceState<B::InnerBackend> = DeviceState::upload(&state, device);
+    if job.checkpoints.contains(&start) {
+        save(&state).map_err(TrainError::Save)?;
+    }
+    let classes = job.data.spec.classes as usize;
+    let rx = prefetch(job.data.clone(), job.order, start, job.end);
+    let bar = (job.progress == Progress::Bar && job.end > start).then(|| {
+        let b = indicatif::ProgressBar::new(job.end - start);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {pos}/{len} it  {per_sec}  eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b.set_message(job.label.clone());
+        b
+    });
+    let began = Instant::now();
+    for it in start..job.end {
+        let batch = rx
+            .recv()
+            .map_err(|_| TrainError::Save("the data loader stopped".into()))?
+            .map_err(TrainError::Data)?;
+        let x = to_input::<B>(&batch, &job.data.spec.shape, device);
+        let y = targets::<B>(&batch.labels, classes, job.recipe.label_smoothing, device);
+        let params: Vec<Tensor<B, 1>> = s
+            .params
+            .iter()
+            .map(|p| Tensor::from_inner(p.clone()).require_grad())
+            .collect();
+        let buffers: Vec<Tensor<B, 1>> = s
+            .buffers
+            .iter()
+            .map(|b| Tensor::from_inner(b.clone()))
+            .collect();
+        let dropout_seed = Rng::derive(&[job.order.seed, job.order.copy, it]).next_u64();
+        let out = forward(job.net, &params, &buffers, x, Some(dropout_seed));
+        let mut loss = cross_entropy(out.logits, y.clone());
+        for (w, aux) in out.aux {
+            loss = loss + cross_entropy(aux, y.clone()) * w;
+        }
+        let grads = loss.backward();
+        let lr = learning_rate(job.recipe, it);
+        s.steps += 1;
+        for (i, p) in params.iter().enumerate() {
+            let Some(mut g) = p.grad(&grads) else {
+                continue;
+            };
+            if let Some(m) = &s.masks[i] {
+                g = g * m.clone();
+            }
+            let mut updated = optim::update(
+                &job.recipe.optimizer,
+                lr,
+                job.recipe.weight_decay,
+                s.params[i].clone(),
+                g,
+                &mut s.slots[i],
+                s.steps,
+            );
+            if let Some(m) = &s.masks[i] {
+                // Pruned weights stay exactly zero whatever the optimizer's state says.
+                updated = updated * m.clone();
+            }
+            s.params[i] = updated;
+        }
+        s.buffers = out.buffers.into_iter().map(|b| b.inner()).collect();
+        s.iteration = it + 1;
+        if let Some(b) = &bar {
+            b.inc(1);
+            // Reading the loss syncs with the device: only now and then.
+            if it % 100 == 0 {
+                let value = download(&loss.inner())[0];
+                if !value.is_finite() {
+                    return Err(TrainError::Diverged { iteration: it });
+                }
+                b.set_message(format!("{} loss {value:.4}", job.label));
+            }
+        }
+        if job.checkpoints.contains(&s.iteration) {
+            save(&s.download()).map_err(TrainError::Save)?;
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+        let secs = began.elapsed().as_secs_f64();
+        eprintln!(
+            "{}: {} iterations in {secs:.1}s ({:.0} it/s)",
+            job.label,
+            job.end - start,
+            (job.end - start) as f64 / secs.max(1e-9)
+        );
+    }
+    Ok(s.download())
+}
+
+/// Gradients of the loss on one batch (the first of the data order) at `state`, for SNIP.
+pub fn gradients<B: AutodiffBackend>(
+    net: &NetSpec,
+    recipe: &RecipeSpec,
+    data: &Dataset,
+    order: Order,
+    state: &State,
+    device: &B::Device,
+) -> Result<Vec<Vec<f32>>, DataError> {
+    let (n, _) = order.epoch_shape(data);
+    let batch = data.train_batch(&order, &order.epoch(n, 0), 0)?;
+    let s: DeviceState<B::InnerBackend> = DeviceState::upload(state, device);
+    let x = to_input::<B>(&batch, &data.spec.shape, device);
+    let y = targets::<B>(
+        &batch.labels,
+        data.spec.classes as usize,
+        recipe.label_smoothing,
+        device,
+    );
+    let params: Vec<Tensor<B, 1>> = s
+        .params
+        .iter()
+        .map(|p| Tensor::from_inner(p.clone()).require_grad())
+        .collect();
+    let buffers: Vec<Tensor<B, 1>> = s
+        .buffers
+        .iter()
+        .map(|b| Tensor::from_inner(b.clone()))
+        .collect();
+    let out = forward(net, &params, &buffers, x, Some(0));
+    let grads = cross_entropy(out.logits, y).backward();
+    Ok(params
+        .iter()
+        .zip(&state.params)
+        .map(|(p, host)| {
+            p.grad(&grads)
+                .map_or_else(|| vec![0.0; host.len()], |g| download(&g))
+        })
+        .collect())
+}
