@@ -78,3 +78,132 @@ pub fn update<B: Backend>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+    use burn::tensor::TensorData;
+
+    fn t(v: &[f32]) -> Tensor<Flex, 1> {
+        Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), &Default::default())
+    }
+
+    fn host(x: &Tensor<Flex, 1>) -> Vec<f32> {
+        x.to_data().into_vec::<f32>().unwrap()
+    }
+
+    fn assert_close(got: &[f32], want: &[f64]) {
+        for (g, w) in got.iter().zip(want) {
+            assert!(
+                (f64::from(*g) - w).abs() < 1e-6,
+                "got {got:?}, want {want:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn sgd_momentum_with_weight_decay_two_steps() {
+        let opt = Optimizer::Sgd {
+            lr: 0.1,
+            momentum: 0.9,
+            nesterov: false,
+        };
+        let mut slots = vec![t(&[0.0, 0.0])];
+        let p = update(
+            &opt,
+            0.1,
+            0.01,
+            t(&[1.0, -2.0]),
+            t(&[0.5, 0.25]),
+            &mut slots,
+            1,
+        );
+        assert_close(&host(&p), &[0.949, -2.023]);
+        let p = update(&opt, 0.1, 0.01, p, t(&[0.5, 0.25]), &mut slots, 2);
+        assert_close(&host(&p), &[0.852151, -2.066677]);
+    }
+
+    #[test]
+    fn sgd_nesterov_and_plain() {
+        let opt = Optimizer::Sgd {
+            lr: 0.1,
+            momentum: 0.9,
+            nesterov: true,
+        };
+        let mut slots = vec![t(&[0.0, 0.0])];
+        let p = update(
+            &opt,
+            0.1,
+            0.01,
+            t(&[1.0, -2.0]),
+            t(&[0.5, 0.25]),
+            &mut slots,
+            1,
+        );
+        assert_close(&host(&p), &[0.9031, -2.0437]);
+        let plain = Optimizer::Sgd {
+            lr: 0.1,
+            momentum: 0.0,
+            nesterov: false,
+        };
+        assert_eq!(slots_for(&plain), 0);
+        let p = update(&plain, 0.5, 0.0, t(&[1.0]), t(&[0.2]), &mut [], 1);
+        assert_close(&host(&p), &[0.9]);
+    }
+
+    fn slots_for(o: &Optimizer) -> usize {
+        slots(o)
+    }
+
+    #[test]
+    fn adam_first_step_moves_by_the_learning_rate() {
+        let opt = Optimizer::Adam {
+            lr: 0.001,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        };
+        let mut slots = vec![t(&[0.0, 0.0]), t(&[0.0, 0.0])];
+        let p = update(
+            &opt,
+            0.001,
+            0.0,
+            t(&[1.0, -2.0]),
+            t(&[0.5, 0.25]),
+            &mut slots,
+            1,
+        );
+        assert_close(&host(&p), &[0.999, -2.001]);
+        assert_close(&host(&slots[0]), &[0.05, 0.025]);
+        assert_close(&host(&slots[1]), &[0.00025, 0.0000625]);
+        // Second step, gradient halved: m = 0.9 m + 0.1 g, v likewise, bias-corrected.
+        let p = update(&opt, 0.001, 0.0, p, t(&[0.25, 0.125]), &mut slots, 2);
+        let m: f64 = 0.9 * 0.05 + 0.1 * 0.25;
+        let v: f64 = 0.999 * 0.00025 + 0.001 * 0.0625;
+        let step = 0.001 * (m / (1.0 - 0.81)) / ((v / (1.0 - 0.998001)).sqrt() + 1e-8);
+        assert_close(&host(&p)[..1], &[0.999 - step]);
+    }
+
+    #[test]
+    fn rmsprop_first_step() {
+        let opt = Optimizer::Rmsprop {
+            lr: 0.01,
+            alpha: 0.9,
+            momentum: 0.0,
+            eps: 1e-8,
+        };
+        let mut slots = vec![t(&[0.0, 0.0])];
+        let p = update(
+            &opt,
+            0.01,
+            0.0,
+            t(&[1.0, -2.0]),
+            t(&[0.5, 0.25]),
+            &mut slots,
+            1,
+        );
+        let s = 0.01 * 10f64.sqrt();
+        assert_close(&host(&p), &[1.0 - s, -2.0 - s]);
+    }
+}

@@ -35,3 +35,57 @@ pub fn lenet_experiment(extra: &str) -> String {
         "import \"stdlib/mnist.lth\"\n\nexperiment e {{\n  network = lenet\n  data    = mnist\n  train   = lenet_adam\n{extra}\n}}\n"
     )
 }
+
+/// A small learnable problem in IDX files: 6x6 images, two classes (bright left half or bright
+/// right half) with noise. Train images raw, test images gzipped. Returns a `dataset` block.
+pub fn tiny_idx(dir: &std::path::Path, train: usize, test: usize) -> String {
+    use std::io::Write;
+    let make = |n: usize, seed: u64| {
+        let mut rng = lthc::rng::Rng::new(seed);
+        let mut pixels = Vec::new();
+        let mut labels = Vec::new();
+        for _ in 0..n {
+            let label = rng.below(2) as u8;
+            for _y in 0..6 {
+                for x in 0..6 {
+                    let bright = (x < 3) == (label == 0);
+                    let base = if bright { 180.0 } else { 40.0 };
+                    pixels.push((base + rng.normal() * 30.0).clamp(0.0, 255.0) as u8);
+                }
+            }
+            labels.push(label);
+        }
+        (pixels, labels)
+    };
+    std::fs::create_dir_all(dir).unwrap();
+    let (p, l) = make(train, 1);
+    std::fs::write(
+        dir.join("train-images-idx3-ubyte"),
+        lthc::data::idx::encode(&[train as u32, 6, 6], &p),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("train-labels-idx1-ubyte"),
+        lthc::data::idx::encode(&[train as u32], &l),
+    )
+    .unwrap();
+    let (p, l) = make(test, 2);
+    for (name, bytes) in [
+        (
+            "t10k-images-idx3-ubyte.gz",
+            lthc::data::idx::encode(&[test as u32, 6, 6], &p),
+        ),
+        (
+            "t10k-labels-idx1-ubyte.gz",
+            lthc::data::idx::encode(&[test as u32], &l),
+        ),
+    ] {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&bytes).unwrap();
+        std::fs::write(dir.join(name), gz.finish().unwrap()).unwrap();
+    }
+    format!(
+        "dataset tiny {{\n  format = idx\n  source = \"{}\"\n  shape = [1, 6, 6]\n  classes = 2\n  train_size = {train}\n  test_size = {test}\n  mean = [0.4]\n  std = [0.3]\n}}\n",
+        dir.display()
+    )
+}
