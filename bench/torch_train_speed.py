@@ -1,0 +1,73 @@
+"""PyTorch baseline for bench/train_speed.sh: the same networks, batch sizes, optimizers and
+random data as benches/train_speed.rs, on the CPU. Prints one JSON line per network."""
+import json, resource, sys, time
+
+import torch
+import torch.nn as nn
+
+torch.manual_seed(1)
+
+
+def lenet():
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(), nn.Linear(100, 10))
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
+        self.short = nn.Identity() if cin == cout and stride == 1 else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        return torch.relu(self.main(x) + self.short(x))
+
+
+def resnet20():
+    layers = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
+    cin = 16
+    for width, stride in [(16, 1), (32, 2), (64, 2)]:
+        for i in range(3):
+            layers.append(Block(cin, width, stride if i == 0 else 1))
+            cin = width
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10)]
+    return nn.Sequential(*layers)
+
+
+def run(name, iterations):
+    if name == "lenet":
+        model, batch, shape = lenet(), 60, (1, 28, 28)
+        opt = torch.optim.Adam(model.parameters(), lr=1.2e-3)
+    else:
+        model, batch, shape = resnet20(), 128, (3, 32, 32)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    data = torch.rand(10_000, *shape)
+    labels = torch.randint(0, 10, (10_000,))
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step(i):
+        idx = torch.randint(0, 10_000, (batch,))
+        opt.zero_grad()
+        loss = loss_fn(model(data[idx]), labels[idx])
+        loss.backward()
+        opt.step()
+
+    for i in range(5):
+        step(i)
+    t = time.perf_counter()
+    for i in range(iterations):
+        step(i)
+    secs = time.perf_counter() - t
+    print(json.dumps({"framework": "pytorch", "network": name, "batch": batch, "iterations": iterations,
+                      "seconds": round(secs, 3), "examples_per_second": round(iterations * batch / secs, 1),
+                      "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                      "threads": torch.get_num_threads()}))
+
+
+if __name__ == "__main__":
+    networks = [sys.argv[1]] if len(sys.argv) > 1 else ["lenet", "resnet20"]
+    its = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    for n in networks:
+        run(n, its or (2000 if n == "lenet" else 60))

@@ -1,0 +1,94 @@
+//! Training throughput of lthc on the CPU backend: LeNet-300-100 (batch 60) on random MNIST-
+//! shaped data, and the CIFAR ResNet-20 (batch 128) on random 32x32x3 data. Prints one JSON
+//! line per network; `bench/train_speed.sh` compares it with PyTorch in the same run.
+//!
+//! `cargo bench --bench train_speed -- [lenet|resnet20] [iterations]`
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::backend::{Autodiff, Flex};
+use lthc::check::{check_files, DatasetSpec, Memory};
+use lthc::data::batch::Order;
+use lthc::data::{Dataset, Examples, Source};
+use lthc::rng::Rng;
+use lthc::train::{fresh_state, train, Job, Progress};
+
+fn experiment(network: &str) -> lthc::check::ExperimentSpec {
+    let (data, recipe) = match network {
+        "lenet" => ("mnist", "lenet_adam"),
+        _ => ("cifar10", "resnet20_standard"),
+    };
+    let src = format!("import \"stdlib/paper.lth\"\nexperiment bench {{\n  network = {network}\n  data = {data}\n  train = {recipe}\n}}\n");
+    let mut mem = Memory::default();
+    mem.0.insert("bench.lth".into(), src);
+    let (_, checked, diags) = check_files(&["bench.lth".into()], &mem);
+    assert!(diags.is_empty());
+    checked.experiments.into_iter().next().expect("one experiment")
+}
+
+fn random_data(spec: &DatasetSpec) -> Dataset {
+    let shape = [spec.shape[0] as usize, spec.shape[1] as usize, spec.shape[2] as usize];
+    let mut rng = Rng::new(1);
+    let make = |n: usize, rng: &mut Rng| Examples {
+        shape,
+        pixels: (0..n * shape.iter().product::<usize>()).map(|_| rng.below(256) as u8).collect(),
+        labels: (0..n).map(|_| rng.below(spec.classes) as u16).collect(),
+    };
+    let mut spec = spec.clone();
+    spec.train_size = 10_000;
+    spec.holdout = 0;
+    spec.test_size = 100;
+    Dataset {
+        train: Source::Memory(make(10_000, &mut rng)),
+        test: Source::Memory(make(100, &mut rng)),
+        spec,
+    }
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let networks: Vec<String> = match args.first() {
+        Some(n) => vec![n.clone()],
+        None => vec!["lenet".into(), "resnet20".into()],
+    };
+    let iterations: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    for network in networks {
+        let e = experiment(&network);
+        let its = if iterations > 0 { iterations } else if network == "lenet" { 2000 } else { 60 };
+        let data = Arc::new(random_data(&e.dataset));
+        let job = |end| Job {
+            net: &e.network,
+            recipe: &e.recipe,
+            data: data.clone(),
+            order: Order {
+                seed: 1,
+                copy: 0,
+                batch: e.recipe.batch as usize,
+            },
+            end,
+            checkpoints: Default::default(),
+            progress: Progress::Quiet,
+            label: network.clone(),
+        };
+        let state = fresh_state(&e.network, &e.recipe, 1, 0);
+        // Warm up (allocations, first-call costs), then time.
+        let warm = train::<Autodiff<Flex>>(&job(5), state, &Default::default(), |_| Ok(())).expect("train");
+        let t = Instant::now();
+        train::<Autodiff<Flex>>(&job(5 + its), warm, &Default::default(), |_| Ok(())).expect("train");
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "{{\"framework\": \"lthc\", \"network\": \"{network}\", \"batch\": {}, \"iterations\": {its}, \"seconds\": {secs:.3}, \"examples_per_second\": {:.1}, \"peak_rss_mib\": {:.1}}}",
+            e.recipe.batch,
+            (its * e.recipe.batch) as f64 / secs,
+            peak_rss_kib() as f64 / 1024.0
+        );
+    }
+}
