@@ -24,15 +24,25 @@ fn experiment(network: &str) -> lthc::check::ExperimentSpec {
     mem.0.insert("bench.lth".into(), src);
     let (_, checked, diags) = check_files(&["bench.lth".into()], &mem);
     assert!(diags.is_empty());
-    checked.experiments.into_iter().next().expect("one experiment")
+    checked
+        .experiments
+        .into_iter()
+        .next()
+        .expect("one experiment")
 }
 
 fn random_data(spec: &DatasetSpec) -> Dataset {
-    let shape = [spec.shape[0] as usize, spec.shape[1] as usize, spec.shape[2] as usize];
+    let shape = [
+        spec.shape[0] as usize,
+        spec.shape[1] as usize,
+        spec.shape[2] as usize,
+    ];
     let mut rng = Rng::new(1);
     let make = |n: usize, rng: &mut Rng| Examples {
         shape,
-        pixels: (0..n * shape.iter().product::<usize>()).map(|_| rng.below(256) as u8).collect(),
+        pixels: (0..n * shape.iter().product::<usize>())
+            .map(|_| rng.below(256) as u8)
+            .collect(),
         labels: (0..n).map(|_| rng.below(spec.classes) as u16).collect(),
     };
     let mut spec = spec.clone();
@@ -49,12 +59,19 @@ fn random_data(spec: &DatasetSpec) -> Dataset {
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let networks: Vec<String> = match args.first() {
         Some(n) => vec![n.clone()],
         None => vec!["lenet".into(), "resnet20".into()],
@@ -62,7 +79,13 @@ fn main() {
     let iterations: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     for network in networks {
         let e = experiment(&network);
-        let its = if iterations > 0 { iterations } else if network == "lenet" { 2000 } else { 60 };
+        let its = if iterations > 0 {
+            iterations
+        } else if network == "lenet" {
+            2000
+        } else {
+            60
+        };
         let data = Arc::new(random_data(&e.dataset));
         let job = |end| Job {
             net: &e.network,
@@ -80,9 +103,11 @@ fn main() {
         };
         let state = fresh_state(&e.network, &e.recipe, 1, 0);
         // Warm up (allocations, first-call costs), then time.
-        let warm = train::<Autodiff<Flex>>(&job(5), state, &Default::default(), |_| Ok(())).expect("train");
+        let warm = train::<Autodiff<Flex>>(&job(5), state, &Default::default(), |_| Ok(()))
+            .expect("train");
         let t = Instant::now();
-        train::<Autodiff<Flex>>(&job(5 + its), warm, &Default::default(), |_| Ok(())).expect("train");
+        train::<Autodiff<Flex>>(&job(5 + its), warm, &Default::default(), |_| Ok(()))
+            .expect("train");
         let secs = t.elapsed().as_secs_f64();
         println!(
             "{{\"framework\": \"lthc\", \"network\": \"{network}\", \"batch\": {}, \"iterations\": {its}, \"seconds\": {secs:.3}, \"examples_per_second\": {:.1}, \"peak_rss_mib\": {:.1}}}",

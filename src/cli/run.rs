@@ -107,19 +107,22 @@ fn cuda(
     {
         Ok(i) => i,
         Err(_) => {
-            return Err(
+            return Err(Box::new(
                 Diag::global(code::EXEC_DEVICE, format!("`{device}` is not a device"))
                     .help("write `cuda` or `cuda:N` with N a GPU index"),
-            )
+            ))
         }
     };
-    // cubecl panics when no driver or GPU is there: turn that into a diagnostic.
+    // cubecl panics when no driver or GPU is there: turn that into a diagnostic, quietly.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
     let probe = std::panic::catch_unwind(|| {
         let dev = burn::backend::cuda::CudaDevice::new(index);
         let t = burn::tensor::Tensor::<burn::backend::Cuda, 1>::from_floats([1.0], &dev);
         let _ = t.into_data();
         dev
     });
+    std::panic::set_hook(hook);
     match probe {
         Ok(dev) => execute::<burn::backend::Autodiff<burn::backend::Cuda>>(p, cache, data, dev, progress),
         Err(_) => Err(Box::new(

@@ -124,7 +124,28 @@ impl<B: AutodiffBackend> Executor<B> {
                         .map_err(ExecError::Data)?;
                 let layout = Layout::of(network);
                 let masks = previous_masks(&state, &layout);
+                let mut history: Vec<serde_json::Value> = crate::store::read_checked(
+                    &self.step_dir(&step.inputs[0]).join("history.json"),
+                )
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+                history.retain(|h| h["iteration"] != state.iteration);
+                history.push(json!({ "iteration": state.iteration, "test_accuracy": e.accuracy, "test_loss": e.loss }));
+                let best = history
+                    .iter()
+                    .max_by(|a, b| {
+                        a["test_accuracy"]
+                            .as_f64()
+                            .unwrap_or(0.0)
+                            .total_cmp(&b["test_accuracy"].as_f64().unwrap_or(0.0))
+                    })
+                    .cloned()
+                    .unwrap_or_default();
                 let result = json!({
+                    "best_iteration": best["iteration"],
+                    "best_accuracy": best["test_accuracy"],
+                    "history": history,
                     "test_loss": e.loss,
                     "test_accuracy": e.accuracy,
                     "test_top5": e.top5,
@@ -216,10 +237,25 @@ impl<B: AutodiffBackend> Executor<B> {
         let every = recipe.iterations_per_epoch.clamp(1, 1000);
         let mut points: BTreeSet<u64> = checkpoints.clone();
         points.extend((state.iteration + 1..end).filter(|i| i % every == 0));
+        // Test evaluations asked for with `eval_every`, kept in history.json (resumable).
+        let eval_every = recipe.eval_every.unwrap_or(0);
+        if eval_every > 0 {
+            points.extend((state.iteration..=end).filter(|i| i % eval_every == 0));
+        }
+        let history_path = dir.join("history.json");
+        let mut history: Vec<serde_json::Value> = crate::store::read_checked(&history_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        history.retain(|h| {
+            h["iteration"]
+                .as_u64()
+                .is_some_and(|i| i <= state.iteration)
+        });
         let job = Job {
             net: network,
             recipe,
-            data,
+            data: data.clone(),
             order,
             end,
             checkpoints: points,
@@ -227,7 +263,23 @@ impl<B: AutodiffBackend> Executor<B> {
             label: label.to_string(),
         };
         let resume = dir.join("resume.ckpt");
+        let device = self.device.clone();
         let result = train::train::<B>(&job, state, &self.device, |s| {
+            if eval_every > 0
+                && s.iteration % eval_every == 0
+                && !history.iter().any(|h| h["iteration"] == s.iteration)
+            {
+                let e = evaluate::<B::InnerBackend>(network, s, &data, Split::Test, &device)
+                    .map_err(|e| e.to_string())?;
+                history.push(json!({ "iteration": s.iteration, "test_accuracy": e.accuracy, "test_loss": e.loss }));
+                crate::store::write_checked(
+                    &history_path,
+                    serde_json::Value::from(history.clone())
+                        .to_string()
+                        .as_bytes(),
+                )
+                .map_err(|e| e.to_string())?;
+            }
             if checkpoints.contains(&s.iteration) {
                 s.save(&dir.join(format!("it_{}.ckpt", s.iteration)))
                     .map_err(|e| e.to_string())?;

@@ -108,6 +108,26 @@ fn cross_entropy<B: AutodiffBackend>(logits: Tensor<B, 2>, targets: Tensor<B, 2>
     (activation::log_softmax(logits, 1) * targets).sum().neg() / n
 }
 
+/// Share of a batch whose largest logit is the label.
+fn batch_accuracy<B: burn::tensor::backend::Backend>(logits: &Tensor<B, 2>, labels: &[i64]) -> f64 {
+    let [_, classes] = logits.dims();
+    let values = logits
+        .to_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .unwrap_or_default();
+    let correct = values
+        .chunks_exact(classes.max(1))
+        .zip(labels)
+        .filter(|(row, &l)| {
+            row.iter()
+                .enumerate()
+                .all(|(j, &v)| v < row[l as usize] || j == l as usize)
+        })
+        .count();
+    correct as f64 / labels.len().max(1) as f64
+}
+
 /// Trains from `state` to `job.end`; calls `save` with the state at every checkpoint iteration
 /// reached (the end included, if asked). Returns the final state.
 pub fn train<B: AutodiffBackend>(
@@ -154,6 +174,7 @@ pub fn train<B: AutodiffBackend>(
             .collect();
         let dropout_seed = Rng::derive(&[job.order.seed, job.order.copy, it]).next_u64();
         let out = forward(job.net, &params, &buffers, x, Some(dropout_seed));
+        let logits = out.logits.clone().detach();
         let mut loss = cross_entropy(out.logits, y.clone());
         for (w, aux) in out.aux {
             loss = loss + cross_entropy(aux, y.clone()) * w;
@@ -193,7 +214,12 @@ pub fn train<B: AutodiffBackend>(
                 if !value.is_finite() {
                     return Err(TrainError::Diverged { iteration: it });
                 }
-                b.set_message(format!("{} loss {value:.4}", job.label));
+                let accuracy = batch_accuracy(&logits.inner(), &batch.labels);
+                b.set_message(format!(
+                    "{} loss {value:.4} acc {:.1}%",
+                    job.label,
+                    accuracy * 100.0
+                ));
             }
         }
         if job.checkpoints.contains(&s.iteration) {
