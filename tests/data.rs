@@ -29,21 +29,15 @@ fn truncated_and_foreign_files_are_named_in_the_error() {
     let images = dir.path().join("tiny").join(idx::TRAIN_IMAGES);
     let bytes = std::fs::read(&images).unwrap();
     std::fs::write(&images, &bytes[..bytes.len() - 7]).unwrap();
-    let err = lthc::data::load(&spec, dir.path(), false)
-        .err()
-        .expect("an error");
+    let err = lthc::data::load(&spec, dir.path(), false).expect_err("an error");
     assert_eq!(err.code, "lth::data::format");
     assert!(err.path.ends_with(idx::TRAIN_IMAGES), "{err}");
     assert!(err.problem.contains("truncated"), "{err}");
     std::fs::write(&images, b"<html>not found</html>").unwrap();
-    let err = lthc::data::load(&spec, dir.path(), false)
-        .err()
-        .expect("an error");
+    let err = lthc::data::load(&spec, dir.path(), false).expect_err("an error");
     assert!(err.problem.contains("not an IDX file"), "{err}");
     std::fs::remove_file(&images).unwrap();
-    let err = lthc::data::load(&spec, dir.path(), false)
-        .err()
-        .expect("an error");
+    let err = lthc::data::load(&spec, dir.path(), false).expect_err("an error");
     assert_eq!(err.code, "lth::data::missing");
     assert!(err.help.contains("lthc data fetch"), "{err}");
     let d = err.to_diag();
@@ -56,9 +50,7 @@ fn sizes_must_match_the_definition() {
     let src = common::tiny_idx(&dir.path().join("tiny"), 20, 10)
         .replace("dataset tiny", "dataset d")
         .replace("train_size = 20", "train_size = 21");
-    let err = lthc::data::load(&spec_of(&src), dir.path(), false)
-        .err()
-        .expect("an error");
+    let err = lthc::data::load(&spec_of(&src), dir.path(), false).expect_err("an error");
     assert!(
         err.problem
             .contains("the train set has 20 examples, but dataset `d` says 21"),
@@ -102,9 +94,7 @@ fn cifar10_binary_batches_load_and_augment() {
     assert_eq!(labels, vec![0, 1, 2, 3, 4, 9, 9, 9, 9, 9]);
     // A truncated batch file is an error naming it.
     std::fs::write(root.join("data_batch_3.bin"), vec![0u8; 3000]).unwrap();
-    let err = lthc::data::load(&spec, dir.path(), false)
-        .err()
-        .expect("an error");
+    let err = lthc::data::load(&spec, dir.path(), false).expect_err("an error");
     assert!(
         err.path.ends_with("data_batch_3.bin") && err.problem.contains("3073-byte records"),
         "{err}"
@@ -145,7 +135,7 @@ fn image_folders_decode_resize_and_label_by_class() {
     let batch = data.train_batch(&order, &order.epoch(4, 0), 0).unwrap();
     assert_eq!(batch.images.len(), 4 * 3 * 16 * 16);
     std::fs::write(root.join("val/n02_dog/img1.png"), b"not a png").unwrap();
-    let err = data.test_batch(0, 4).err().expect("an error");
+    let err = data.test_batch(0, 4).expect_err("an error");
     assert!(
         err.path.ends_with("img1.png") && err.problem.contains("cannot decode"),
         "{err}"
@@ -240,9 +230,7 @@ fn fetching_over_http_verifies_checksums() {
     bad[0].1 = gz(&idx::encode(&[2, 2, 2], &[0, 0, 0, 0, 0, 0, 0, 0]));
     let url = serve(bad, 1);
     let dir2 = tempfile::tempdir().unwrap();
-    let err = fetch_from(&known, &[Origin::Http(url)], dir2.path(), false)
-        .err()
-        .expect("an error");
+    let err = fetch_from(&known, &[Origin::Http(url)], dir2.path(), false).expect_err("an error");
     assert_eq!(err.code, "lth::data::fetch");
     assert!(err.problem.contains("checksum mismatch"), "{err}");
     assert!(err.help.contains("copy the files into"), "{err}");
@@ -258,7 +246,6 @@ fn fetching_over_http_verifies_checksums() {
         dir2.path(),
         false,
     )
-    .err()
-    .expect("an error");
+    .expect_err("an error");
     assert!(err.problem.contains("127.0.0.1:9"), "{err}");
 }
