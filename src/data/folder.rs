@@ -10,6 +10,7 @@ use super::DataError;
 use crate::diag::code;
 use crate::rng::Rng;
 
+#[derive(Debug)]
 pub struct ImageFolder {
     pub root: PathBuf,
     pub classes: Vec<String>,

@@ -82,6 +82,7 @@ impl Examples {
 }
 
 /// Where an example comes from: memory, or image files decoded on demand.
+#[derive(Debug)]
 pub enum Source {
     Memory(Examples),
     Folder(folder::ImageFolder),
@@ -100,6 +101,7 @@ impl Source {
 }
 
 /// A loaded dataset: its spec and the training and test examples.
+#[derive(Debug)]
 pub struct Dataset {
     pub spec: DatasetSpec,
     pub train: Source,
