@@ -19,7 +19,10 @@ fn experiment(network: &str) -> lthc::check::ExperimentSpec {
         "lenet" => ("mnist", "lenet_adam"),
         _ => ("cifar10", "resnet20_standard"),
     };
-    let src = format!("import \"stdlib/paper.lth\"\nexperiment bench {{\n  network = {network}\n  data = {data}\n  train = {recipe}\n}}\n");
+    // LTHC_BENCH_NETWORK: another network on the same data (`vgg_stage(16, 2)`, ...).
+    let network = std::env::var("LTHC_BENCH_NETWORK").unwrap_or_else(|_| network.to_string());
+    let extra = std::env::var("LTHC_BENCH_DEFS").unwrap_or_default();
+    let src = format!("import \"stdlib/paper.lth\"\n{extra}\nexperiment bench {{\n  network = {network}\n  data = {data}\n  train = {recipe}\n}}\n");
     let mut mem = Memory::default();
     mem.0.insert("bench.lth".into(), src);
     let (_, checked, diags) = check_files(&["bench.lth".into()], &mem);

@@ -260,7 +260,9 @@ impl<B: Backend> Runner<'_, B> {
             Act::Image(t) => Some(t.dims()),
             Act::Flat(_) => None,
         };
-        // Everything as [n, c, m] (m = h * w, or 1 for flat inputs).
+        // Everything as [c, n * m] (m = h * w, or 1 for flat inputs): per-channel statistics
+        // are then reductions over contiguous rows, many times faster on the CPU backend than
+        // reductions over the batch and spatial axes of [n, c, h, w].
         let t = match x {
             Act::Image(t) => {
                 let [n, ch, h, w] = t.dims();
@@ -272,30 +274,32 @@ impl<B: Backend> Runner<'_, B> {
             }
         };
         let [n, _, m] = t.dims();
-        let (mean, var) = if self.train.is_some() {
-            let mean = t.clone().mean_dim(2).mean_dim(0); // [1, c, 1]
-            let centered = t.clone() - mean.clone();
-            let var = (centered.clone() * centered).mean_dim(2).mean_dim(0);
+        let t = t.swap_dims(0, 1).reshape([c, n * m]);
+        let (centered, var) = if self.train.is_some() {
+            let mean = t.clone().mean_dim(1); // [c, 1]
+            let centered = t - mean.clone();
+            let var = (centered.clone() * centered.clone()).mean_dim(1);
             let count = (n * m) as f64;
             let unbiased = var.clone().detach().reshape([c]) * (count / (count - 1.0).max(1.0));
-            let new_mean =
-                running_mean * (1.0 - momentum) + mean.clone().detach().reshape([c]) * momentum;
+            let new_mean = running_mean * (1.0 - momentum) + mean.detach().reshape([c]) * momentum;
             let new_var = running_var * (1.0 - momentum) + unbiased * momentum;
             self.new_buffers
                 .push(Tensor::cat(vec![new_mean, new_var], 0));
-            (mean, var)
+            (centered, var)
         } else {
             self.new_buffers.push(Tensor::cat(
                 vec![running_mean.clone(), running_var.clone()],
                 0,
             ));
             (
-                running_mean.reshape([1, c, 1]),
-                running_var.reshape([1, c, 1]),
+                t - running_mean.reshape([c, 1]),
+                running_var.reshape([c, 1]),
             )
         };
-        let y =
-            (t - mean) / (var + eps).sqrt() * scale.reshape([1, c, 1]) + shift.reshape([1, c, 1]);
+        let factor = (var + eps).sqrt().recip() * scale.reshape([c, 1]);
+        let y = (centered * factor + shift.reshape([c, 1]))
+            .reshape([c, n, m])
+            .swap_dims(0, 1);
         match image_dims {
             Some(dims) => Act::Image(y.reshape(dims)),
             None => Act::Flat(y.reshape([n, c])),
