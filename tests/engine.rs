@@ -291,3 +291,47 @@ fn one_step_of_sgd_on_a_dense_layer_matches_hand_computation() {
         assert!((after.params[1][c] - (-0.5 * coeff)).abs() < 1e-6);
     }
 }
+
+#[test]
+fn branches_pooling_dropout_and_auxiliary_heads_train() {
+    let defs = "network branchy on [1, 6, 6] {\n  conv(4, 3, padding: 1), relu\n  concat {\n    branch { conv(4, 1) }\n    branch { avgpool(3, stride: 1, padding: 1), conv(2, 1, bias: false) }\n    branch { maxpool(3, stride: 1, padding: 1) }\n  }\n  batchnorm\n  aux(weight: 0.3) { global_avgpool, dense(2) }\n  maxpool(2, ceil: true)\n  flatten\n  dropout(0.25)\n  dense(2)\n}\n";
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = common::tiny_idx(&dir.path().join("tiny"), 240, 100);
+    let src = format!("{defs}{dataset}\nexperiment e {{\n  network = branchy\n  data = tiny\n  train = {{ optimizer = adam(lr: 0.01), batch = 16, duration = 60 it }}\n}}\n");
+    let (_, checked, diags) = common::check_one(&src);
+    assert!(
+        diags.is_empty(),
+        "{:?}",
+        diags.iter().map(|d| &d.message).collect::<Vec<_>>()
+    );
+    let exp = checked.experiments[0].clone();
+    let s = Setup {
+        data: Arc::new(lthc::data::load(&exp.dataset, dir.path(), false).unwrap()),
+        exp,
+        _dir: dir,
+    };
+    let a = train::<B>(
+        &job(&s, 60, &[]),
+        start(&s),
+        &Default::default(),
+        |_| Ok(()),
+    )
+    .unwrap();
+    let b = train::<B>(
+        &job(&s, 60, &[]),
+        start(&s),
+        &Default::default(),
+        |_| Ok(()),
+    )
+    .unwrap();
+    assert_eq!(a, b, "dropout draws from seeded streams");
+    let e = evaluate::<Flex>(
+        &s.exp.network,
+        &a,
+        &s.data,
+        Split::Test,
+        &Default::default(),
+    )
+    .unwrap();
+    assert!(e.accuracy > 0.9, "{e:?}");
+}

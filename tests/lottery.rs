@@ -172,3 +172,31 @@ fn a_new_rewind_point_replays_only_the_prefix() {
         .join("it_7.ckpt")
         .is_file());
 }
+
+#[test]
+fn snip_prunes_at_initialisation() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = program(dir.path())
+        .replace("prune = magnitude(layerwise, 20%) for 3 levels", "prune = snip(global, 50%) for 2 levels")
+        .replace("controls = [random_reinit, random_prune]", "")
+        .replace("measure = [stability(pruning, data_order), interpolation(points: 5, on: [test, train])]", "")
+        .replace("rewind = [0 it, 5 it]", "rewind = 0 it");
+    let (plan, _) = plan_of(&src);
+    // Every SNIP mask is computed from the initial weights, not from a trained network.
+    for s in plan.steps.iter().filter(|s| s.kind == StepKind::Prune) {
+        assert_eq!(plan.get(&s.inputs[0]).unwrap().kind, StepKind::Init);
+    }
+    let cache = dir.path().join("cache");
+    run(&plan, &cache, dir.path());
+    let (records, complete) = results::collect(&plan, &cache);
+    assert!(complete);
+    let snip: Vec<_> = records.iter().filter(|r| r["arm"] == "snip").collect();
+    assert_eq!(snip.len(), 2);
+    assert!((snip[0]["density"].as_f64().unwrap() - 0.5).abs() < 0.01);
+    assert!((snip[1]["density"].as_f64().unwrap() - 0.25).abs() < 0.01);
+    assert!(
+        snip.iter()
+            .all(|r| r["test_accuracy"].as_f64().unwrap() > 0.6),
+        "{snip:?}"
+    );
+}
