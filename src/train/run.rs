@@ -108,6 +108,50 @@ fn cross_entropy<B: AutodiffBackend>(logits: Tensor<B, 2>, targets: Tensor<B, 2>
     (activation::log_softmax(logits, 1) * targets).sum().neg() / n
 }
 
+/// One forward pass in training mode and its loss (auxiliary heads included).
+struct StepOutput<B: AutodiffBackend> {
+    /// The parameters as autodiff leaves, to read gradients from.
+    params: Vec<Tensor<B, 1>>,
+    loss: Tensor<B, 1>,
+    logits: Tensor<B, 2>,
+    buffers: Vec<Tensor<B, 1>>,
+}
+
+fn loss_of<B: AutodiffBackend>(
+    net: &NetSpec,
+    s: &DeviceState<B::InnerBackend>,
+    batch: &Batch,
+    data: &crate::check::DatasetSpec,
+    smoothing: f64,
+    dropout_seed: u64,
+    device: &B::Device,
+) -> StepOutput<B> {
+    let x = to_input::<B>(batch, &data.shape, device);
+    let y = targets::<B>(&batch.labels, data.classes as usize, smoothing, device);
+    let params: Vec<Tensor<B, 1>> = s
+        .params
+        .iter()
+        .map(|p| Tensor::from_inner(p.clone()).require_grad())
+        .collect();
+    let buffers: Vec<Tensor<B, 1>> = s
+        .buffers
+        .iter()
+        .map(|b| Tensor::from_inner(b.clone()))
+        .collect();
+    let out = forward(net, &params, &buffers, x, Some(dropout_seed));
+    let logits = out.logits.clone().detach();
+    let mut loss = cross_entropy(out.logits, y.clone());
+    for (w, aux) in out.aux {
+        loss = loss + cross_entropy(aux, y.clone()) * w;
+    }
+    StepOutput {
+        params,
+        loss,
+        logits,
+        buffers: out.buffers,
+    }
+}
+
 /// Share of a batch whose largest logit is the label.
 fn batch_accuracy<B: burn::tensor::backend::Backend>(logits: &Tensor<B, 2>, labels: &[i64]) -> f64 {
     let [_, classes] = logits.dims();
@@ -141,7 +185,6 @@ pub fn train<B: AutodiffBackend>(
     if job.checkpoints.contains(&start) {
         save(&state).map_err(TrainError::Save)?;
     }
-    let classes = job.data.spec.classes as usize;
     let rx = prefetch(job.data.clone(), job.order, start, job.end);
     let bar = (job.progress == Progress::Bar && job.end > start).then(|| {
         let b = indicatif::ProgressBar::new(job.end - start);
@@ -160,25 +203,17 @@ pub fn train<B: AutodiffBackend>(
             .recv()
             .map_err(|_| TrainError::Save("the data loader stopped".into()))?
             .map_err(TrainError::Data)?;
-        let x = to_input::<B>(&batch, &job.data.spec.shape, device);
-        let y = targets::<B>(&batch.labels, classes, job.recipe.label_smoothing, device);
-        let params: Vec<Tensor<B, 1>> = s
-            .params
-            .iter()
-            .map(|p| Tensor::from_inner(p.clone()).require_grad())
-            .collect();
-        let buffers: Vec<Tensor<B, 1>> = s
-            .buffers
-            .iter()
-            .map(|b| Tensor::from_inner(b.clone()))
-            .collect();
         let dropout_seed = Rng::derive(&[job.order.seed, job.order.copy, it]).next_u64();
-        let out = forward(job.net, &params, &buffers, x, Some(dropout_seed));
-        let logits = out.logits.clone().detach();
-        let mut loss = cross_entropy(out.logits, y.clone());
-        for (w, aux) in out.aux {
-            loss = loss + cross_entropy(aux, y.clone()) * w;
-        }
+        let step = loss_of::<B>(
+            job.net,
+            &s,
+            &batch,
+            &job.data.spec,
+            job.recipe.label_smoothing,
+            dropout_seed,
+            device,
+        );
+        let (params, loss, logits) = (step.params, step.loss, step.logits);
         let grads = loss.backward();
         let lr = learning_rate(job.recipe, it);
         s.steps += 1;
@@ -204,7 +239,7 @@ pub fn train<B: AutodiffBackend>(
             }
             s.params[i] = updated;
         }
-        s.buffers = out.buffers.into_iter().map(|b| b.inner()).collect();
+        s.buffers = step.buffers.into_iter().map(|b| b.inner()).collect();
         s.iteration = it + 1;
         if let Some(b) = &bar {
             b.inc(1);
@@ -251,25 +286,16 @@ pub fn gradients<B: AutodiffBackend>(
     let (n, _) = order.epoch_shape(data);
     let batch = data.train_batch(&order, &order.epoch(n, 0), 0)?;
     let s: DeviceState<B::InnerBackend> = DeviceState::upload(state, device);
-    let x = to_input::<B>(&batch, &data.spec.shape, device);
-    let y = targets::<B>(
-        &batch.labels,
-        data.spec.classes as usize,
+    let step = loss_of::<B>(
+        net,
+        &s,
+        &batch,
+        &data.spec,
         recipe.label_smoothing,
+        0,
         device,
     );
-    let params: Vec<Tensor<B, 1>> = s
-        .params
-        .iter()
-        .map(|p| Tensor::from_inner(p.clone()).require_grad())
-        .collect();
-    let buffers: Vec<Tensor<B, 1>> = s
-        .buffers
-        .iter()
-        .map(|b| Tensor::from_inner(b.clone()))
-        .collect();
-    let out = forward(net, &params, &buffers, x, Some(0));
-    let grads = cross_entropy(out.logits, y).backward();
+    let (params, grads) = (step.params, step.loss.backward());
     Ok(params
         .iter()
         .zip(&state.params)
