@@ -311,3 +311,28 @@ fn range_sweeps_label_each_value() {
         vec!["e[rewind=0 it]", "e[rewind=100 it]", "e[rewind=200 it]"]
     );
 }
+
+#[test]
+fn swept_datasets_and_recipes_keep_their_names() {
+    let c = checked(
+        &[(
+            "main.lth",
+            &lenet_experiment("")
+                .replace("data    = mnist", "data    = sweep [mnist, mnist_full]")
+                .replace(
+                    "train   = lenet_adam",
+                    "train   = lenet_adam with { batch = 30 }",
+                ),
+        )],
+        &["main.lth"],
+    );
+    let names: Vec<(&str, &str)> = c
+        .experiments
+        .iter()
+        .map(|e| (e.dataset.name.as_str(), e.recipe.name.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![("mnist", "lenet_adam"), ("mnist_full", "lenet_adam")]
+    );
+}

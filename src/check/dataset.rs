@@ -34,14 +34,7 @@ impl<'p> Checker<'p> {
 
     /// The dataset an experiment's `data = ...` names.
     pub fn dataset_ref(&mut self, at: At<'p>) -> Option<DatasetSpec> {
-        let name = self
-            .prog
-            .sources
-            .snippet(at.file, at.span())
-            .split_whitespace()
-            .next()
-            .unwrap_or("")
-            .to_string();
+        let name = self.record_name(at);
         let rec = self.expr_record(at, DefKind::Dataset)?;
         self.dataset_record(rec, name)
     }

@@ -36,14 +36,7 @@ impl<'p> Checker<'p> {
 
     /// The recipe an experiment's `train = ...` gives, for a training set of `train_examples`.
     pub fn recipe_ref(&mut self, at: At<'p>, train_examples: Option<u64>) -> Option<RecipeSpec> {
-        let name = self
-            .prog
-            .sources
-            .snippet(at.file, at.span())
-            .split_whitespace()
-            .next()
-            .unwrap_or("")
-            .to_string();
+        let name = self.record_name(at);
         let rec = self.expr_record(at, DefKind::Recipe)?;
         self.recipe_record(rec, name, train_examples)
     }

@@ -103,6 +103,23 @@ impl<'p> Checker<'p> {
         }
     }
 
+    /// The name results show for a record given as a value: the definition it names (through
+    /// sweeps and `with`), or `inline` for `{ ... }`.
+    pub fn record_name(&self, at: At<'p>) -> String {
+        let mut e = at;
+        loop {
+            match e.kind() {
+                ExprKind::Sweep(_) => match self.sweep_choice.get(&(e.file, e.span().start)) {
+                    Some(&chosen) => e = At::new(e.file, chosen),
+                    None => return String::new(),
+                },
+                ExprKind::With { base, .. } => e = At::new(e.file, base),
+                ExprKind::Ident(n) => return n.clone(),
+                _ => return "inline".into(),
+            }
+        }
+    }
+
     /// The record a definition of `kind` describes, following `= base with { ... }`.
     pub fn def_record(&mut self, id: DefId) -> Option<Record<'p>> {
         let mut seen = HashSet::new();
