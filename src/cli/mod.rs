@@ -88,6 +88,21 @@ enum Command {
         #[command(subcommand)]
         command: DataCommand,
     },
+    /// The cache of trained steps: `lthc cache verify`.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// Check every artifact's checksum; remove damaged ones so that the next run recomputes them.
+    Verify {
+        /// Cache directory (default: $LTHC_CACHE, or ./.lthc).
+        #[arg(long)]
+        cache: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -137,5 +152,8 @@ pub fn main() -> i32 {
         Command::Data {
             command: DataCommand::Fetch { name, data },
         } => run::fetch(&name, data, color),
+        Command::Cache {
+            command: CacheCommand::Verify { cache },
+        } => run::verify(cache),
     }
 }

@@ -237,3 +237,27 @@ pub fn fetch(name: &str, data: Option<PathBuf>, color: bool) -> i32 {
         Err(e) => fail(e.to_diag(), color),
     }
 }
+
+pub fn verify(cache: Option<PathBuf>) -> i32 {
+    let cache = cache_dir(cache, &[PathBuf::from("x")]);
+    let ex = Executor::<burn::backend::Autodiff<burn::backend::Flex>>::new(
+        cache.clone(),
+        PathBuf::new(),
+        Default::default(),
+        Progress::Quiet,
+    );
+    let (checked, damaged) = ex.verify();
+    for (path, reason) in &damaged {
+        eprintln!(
+            "warning[{}]: {}: {reason}; removed, the next run recomputes it",
+            code::EXEC_CORRUPT,
+            path.display()
+        );
+    }
+    emit(&format!(
+        "{}: {checked} files checked, {} damaged\n",
+        cache.display(),
+        damaged.len()
+    ));
+    i32::from(!damaged.is_empty())
+}

@@ -108,9 +108,29 @@ impl<B: AutodiffBackend> Executor<B> {
         self.step_dir(key).join("done").is_file()
     }
 
-    /// Runs every step of `plan` that is not done yet.
+    /// Runs every step of `plan` that is not done yet. A damaged artifact found on the way is
+    /// reported, removed, and recomputed: the plan is walked again from the start.
     pub fn run(&mut self, plan: &Plan) -> Result<Summary, ExecError> {
         let mut summary = Summary::default();
+        let mut repairs = 0;
+        loop {
+            summary.cached = 0;
+            summary.cached_iterations = 0;
+            match self.pass(plan, &mut summary) {
+                Err(ExecError::Corrupt { path, reason }) if repairs < plan.steps.len() => {
+                    repairs += 1;
+                    eprintln!(
+                        "warning[{}]: {}: {reason}; recomputing it",
+                        code::EXEC_CORRUPT,
+                        path.display()
+                    );
+                }
+                other => return other.map(|()| summary),
+            }
+        }
+    }
+
+    fn pass(&mut self, plan: &Plan, summary: &mut Summary) -> Result<(), ExecError> {
         let total = plan.steps.len();
         for (n, step) in plan.steps.iter().enumerate() {
             if self.is_done(&step.key) {
@@ -128,7 +148,41 @@ impl<B: AutodiffBackend> Executor<B> {
             summary.ran += 1;
             summary.trained_iterations += step.iterations;
         }
-        Ok(summary)
+        Ok(())
+    }
+
+    /// Checks every artifact in the cache; returns (files checked, damaged files removed).
+    pub fn verify(&self) -> (usize, Vec<(PathBuf, String)>) {
+        let mut checked = 0;
+        let mut damaged = Vec::new();
+        let Ok(steps) = std::fs::read_dir(self.cache.join("steps")) else {
+            return (0, damaged);
+        };
+        for dir in steps.filter_map(Result::ok).map(|e| e.path()) {
+            let Ok(files) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for f in files.filter_map(Result::ok).map(|e| e.path()) {
+                let name = f
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if !(name.ends_with(".ckpt") || name.ends_with(".json")) {
+                    continue;
+                }
+                checked += 1;
+                if let Err(crate::store::ReadError::Corrupt(reason)) =
+                    crate::store::read_checked(&f)
+                {
+                    let _ = std::fs::remove_file(&f);
+                    if name != "resume.ckpt" {
+                        let _ = std::fs::remove_file(dir.join("done"));
+                    }
+                    damaged.push((f, reason));
+                }
+            }
+        }
+        (checked, damaged)
     }
 
     pub fn dataset(&mut self, spec: &DatasetSpec) -> Result<Arc<Dataset>, ExecError> {

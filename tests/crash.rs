@@ -1,0 +1,198 @@
+//! Nothing lost: a run killed (SIGKILL) at any moment and run again gives results identical to
+//! an uninterrupted run; damaged artifacts are detected and recomputed, never used.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn program(dir: &Path) -> String {
+    let dataset = common::tiny_idx(&dir.join("tiny"), 480, 100);
+    format!(
+        "import \"stdlib/networks.lth\"\n{dataset}\n\
+experiment crash {{\n  network = mlp(36, 64, 32, 2)\n  data = tiny\n  train = {{ optimizer = adam(lr: 0.005), batch = 16, duration = 90 it }}\n  \
+prune = magnitude(global, 30%) for 2 levels\n  rewind = [0 it, 10 it]\n  controls = [random_prune]\n  measure = [stability(data_order)]\n}}\n"
+    )
+}
+
+fn lthc(args: &[&str], dir: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_lthc"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("LTHC_CACHE")
+        .output()
+        .expect("run lthc")
+}
+
+fn results(dir: &Path, cache: &str) -> serde_json::Value {
+    let out = lthc(
+        &["results", "--format", "json", "--cache", cache, "crash.lth"],
+        dir,
+    );
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn killed_runs_resume_to_identical_results() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("crash.lth"), program(dir.path())).unwrap();
+    let out = lthc(
+        &["run", "-q", "--cache", "reference", "crash.lth"],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reference = results(dir.path(), "reference");
+    assert_eq!(reference.as_array().unwrap().len(), 2 * (1 + 2 * 2));
+
+    // Kill at several points (a fixed, spread-out set, so the test is repeatable).
+    let mut kills = 0;
+    for delay_ms in [40u64, 90, 150, 230, 330, 460, 620, 800, 1100, 1500] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lthc"))
+            .args(["run", "-q", "--cache", "crashed", "crash.lth"])
+            .current_dir(dir.path())
+            .env_remove("LTHC_CACHE")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        let _ = child.wait();
+    }
+    assert!(
+        kills >= 3,
+        "the run finished too fast to be interrupted ({kills} kills)"
+    );
+    let out = lthc(
+        &["run", "-q", "--cache", "crashed", "crash.lth"],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(results(dir.path(), "crashed"), reference);
+}
+
+#[test]
+fn damaged_artifacts_are_detected_and_recomputed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("crash.lth"), program(dir.path())).unwrap();
+    assert!(
+        lthc(&["run", "-q", "--cache", "c", "crash.lth"], dir.path())
+            .status
+            .success()
+    );
+    let reference = results(dir.path(), "c");
+
+    // Truncate the dense run's final checkpoint and flip a byte of an evaluation.
+    let out = lthc(&["plan", "--format", "json", "crash.lth"], dir.path());
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let steps = plan["steps"].as_array().unwrap();
+    let dense = steps.iter().find(|s| s["kind"] == "train").unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let eval = steps.iter().find(|s| s["kind"] == "evaluate").unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let steps_dir = dir.path().join("c").join("steps");
+    let ckpt = steps_dir.join(&dense).join("it_90.ckpt");
+    let bytes = std::fs::read(&ckpt).unwrap();
+    std::fs::write(&ckpt, &bytes[..bytes.len() / 2]).unwrap();
+    let result = steps_dir.join(&eval).join("result.json");
+    let mut bytes = std::fs::read(&result).unwrap();
+    bytes[20] ^= 0x20;
+    std::fs::write(&result, bytes).unwrap();
+
+    let out = lthc(&["cache", "verify", "--cache", "c"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("it_90.ckpt")
+            && err.contains("result.json")
+            && err.contains("lth::exec::corrupt"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 damaged"));
+
+    // The next run recomputes exactly those, and the results are as before.
+    let out = lthc(&["run", "-q", "--cache", "c", "crash.lth"], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("2 steps run"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(results(dir.path(), "c"), reference);
+    assert_eq!(
+        lthc(&["cache", "verify", "--cache", "c"], dir.path())
+            .status
+            .code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn a_damaged_input_found_while_running_is_recomputed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("crash.lth"), program(dir.path())).unwrap();
+    let one_level = program(dir.path()).replace("for 2 levels", "for 1 level");
+    std::fs::write(dir.path().join("one.lth"), one_level).unwrap();
+    assert!(lthc(&["run", "-q", "--cache", "c", "one.lth"], dir.path())
+        .status
+        .success());
+    // Damage the level-1 IMP run's final state, which level 2 (not run yet) will read.
+    let out = lthc(&["plan", "--format", "json", "one.lth"], dir.path());
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let imp = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            s["label"]
+                .as_str()
+                .unwrap()
+                .starts_with("train imp level 1 0 ")
+        })
+        .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ckpt = dir
+        .path()
+        .join("c")
+        .join("steps")
+        .join(imp)
+        .join("it_90.ckpt");
+    let bytes = std::fs::read(&ckpt).unwrap();
+    std::fs::write(&ckpt, &bytes[..100]).unwrap();
+    let out = lthc(&["run", "-q", "--cache", "c", "crash.lth"], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("recomputing"));
+    assert!(
+        lthc(&["run", "-q", "--cache", "ref", "crash.lth"], dir.path())
+            .status
+            .success()
+    );
+    assert_eq!(results(dir.path(), "c"), results(dir.path(), "ref"));
+}
