@@ -196,3 +196,74 @@ fn a_damaged_input_found_while_running_is_recomputed() {
     );
     assert_eq!(results(dir.path(), "c"), results(dir.path(), "ref"));
 }
+
+#[test]
+fn two_processes_on_one_cache_never_train_a_step_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("crash.lth"), program(dir.path())).unwrap();
+    // The second file overlaps the first: same dense runs and levels, one more rewind point.
+    std::fs::write(
+        dir.path().join("more.lth"),
+        program(dir.path())
+            .replace("rewind = [0 it, 10 it]", "rewind = [0 it, 10 it, 20 it]")
+            .replace("experiment crash", "experiment more"),
+    )
+    .unwrap();
+    let spawn = |file: &str, jobs: &str| {
+        Command::new(env!("CARGO_BIN_EXE_lthc"))
+            .args(["run", "-q", "--jobs", jobs, "--cache", "shared", file])
+            .current_dir(dir.path())
+            .env_remove("LTHC_CACHE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let a = spawn("crash.lth", "2");
+    let b = spawn("more.lth", "1");
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(
+        a.status.success() && b.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stderr)
+    );
+    let ran = |o: &std::process::Output| -> usize {
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    // Every distinct step of both plans ran exactly once between the two processes.
+    let steps = |file: &str| -> std::collections::HashSet<String> {
+        let out = lthc(&["plan", "--format", "json", file], dir.path());
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["key"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let union: std::collections::HashSet<String> = steps("crash.lth")
+        .union(&steps("more.lth"))
+        .cloned()
+        .collect();
+    assert_eq!(ran(&a) + ran(&b), union.len());
+    assert!(!dir
+        .path()
+        .join("shared/steps")
+        .read_dir()
+        .unwrap()
+        .any(|d| d.unwrap().path().join("lock").exists()));
+    // And the results are those of a cache filled by one process alone.
+    assert!(lthc(
+        &["run", "-q", "--jobs", "1", "--cache", "alone", "crash.lth"],
+        dir.path()
+    )
+    .status
+    .success());
+    assert_eq!(results(dir.path(), "shared"), results(dir.path(), "alone"));
+}

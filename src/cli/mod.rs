@@ -70,6 +70,9 @@ enum Command {
         /// `cpu` or `cuda[:N]`.
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// Steps to run at once (default: one per core; each then trains single-threaded).
+        #[arg(long, short)]
+        jobs: Option<usize>,
         /// No progress bars.
         #[arg(long, short)]
         quiet: bool,
@@ -142,8 +145,9 @@ pub fn main() -> i32 {
             cache,
             data,
             device,
+            jobs,
             quiet,
-        } => run::run(&files, cache, data, &device, quiet, color),
+        } => run::run(&files, cache, data, &device, jobs, quiet, color),
         Command::Results {
             files,
             cache,

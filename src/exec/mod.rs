@@ -6,6 +6,7 @@
 //! rewind, or a train step's final state), `it_<N>.ckpt` (train checkpoints), `resume.ckpt`
 //! (train progress), `mask.ckpt` (prune), `result.json` (evaluate, measure) — and `done`.
 
+mod lock;
 pub mod results;
 mod steps;
 
@@ -86,6 +87,8 @@ pub struct Executor<B: AutodiffBackend> {
     pub data_dir: PathBuf,
     pub device: B::Device,
     pub progress: Progress,
+    /// Names this worker in lock files (`--jobs` runs several per process).
+    pub worker: String,
     datasets: HashMap<String, Arc<Dataset>>,
 }
 
@@ -96,6 +99,7 @@ impl<B: AutodiffBackend> Executor<B> {
             data_dir,
             device,
             progress,
+            worker: "main".into(),
             datasets: HashMap::new(),
         }
     }
@@ -130,25 +134,54 @@ impl<B: AutodiffBackend> Executor<B> {
         }
     }
 
+    /// Runs, in dependency order, every step that is not done, not locked by another worker,
+    /// and whose inputs are done; waits while others hold the only steps left.
     fn pass(&mut self, plan: &Plan, summary: &mut Summary) -> Result<(), ExecError> {
         let total = plan.steps.len();
-        for (n, step) in plan.steps.iter().enumerate() {
-            if self.is_done(&step.key) {
-                summary.cached += 1;
-                summary.cached_iterations += step.iterations;
-                continue;
+        let mut counted = vec![false; total];
+        loop {
+            let mut waiting = false;
+            let mut progressed = false;
+            for (n, step) in plan.steps.iter().enumerate() {
+                if self.is_done(&step.key) {
+                    if !counted[n] {
+                        counted[n] = true;
+                        summary.cached += 1;
+                        summary.cached_iterations += step.iterations;
+                    }
+                    continue;
+                }
+                if !step.inputs.iter().all(|i| self.is_done(i)) {
+                    waiting = true;
+                    continue;
+                }
+                let dir = self.step_dir(&step.key);
+                let Some(_lock) = lock::try_lock(&dir, &self.worker).map_err(io_err(&dir))? else {
+                    waiting = true;
+                    continue;
+                };
+                if self.is_done(&step.key) {
+                    continue;
+                }
+                if self.progress == Progress::Bar {
+                    eprintln!("[{}/{total}] {} {}", n + 1, step.kind.word(), step.label);
+                }
+                self.run_step(plan, step)?;
+                let done = dir.join("done");
+                crate::store::atomic_write(&done, step.spec.to_string().as_bytes())
+                    .map_err(io_err(&done))?;
+                counted[n] = true;
+                summary.ran += 1;
+                summary.trained_iterations += step.iterations;
+                progressed = true;
             }
-            if self.progress == Progress::Bar {
-                eprintln!("[{}/{total}] {} {}", n + 1, step.kind.word(), step.label);
+            if !waiting {
+                return Ok(());
             }
-            self.run_step(plan, step)?;
-            let done = self.step_dir(&step.key).join("done");
-            crate::store::atomic_write(&done, step.spec.to_string().as_bytes())
-                .map_err(io_err(&done))?;
-            summary.ran += 1;
-            summary.trained_iterations += step.iterations;
+            if !progressed {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
         }
-        Ok(())
     }
 
     /// Checks every artifact in the cache; returns (files checked, damaged files removed).
