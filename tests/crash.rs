@@ -267,3 +267,39 @@ fn two_processes_on_one_cache_never_train_a_step_twice() {
     .success());
     assert_eq!(results(dir.path(), "shared"), results(dir.path(), "alone"));
 }
+
+#[test]
+fn explain_says_what_is_cached_and_what_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("crash.lth"), program(dir.path())).unwrap();
+    assert!(
+        lthc(&["run", "-q", "--cache", "c", "crash.lth"], dir.path())
+            .status
+            .success()
+    );
+    let out = lthc(
+        &["plan", "--explain", "--cache", "c", "crash.lth"],
+        dir.path(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("0 to run"), "{text}");
+    std::fs::write(
+        dir.path().join("crash.lth"),
+        program(dir.path()).replace("adam(lr: 0.005)", "adam(lr: 0.01)"),
+    )
+    .unwrap();
+    let out = lthc(
+        &["plan", "--explain", "--cache", "c", "crash.lth"],
+        dir.path(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("to re-run: recipe.optimizer.lr: 0.005 → 0.01"),
+        "{text}"
+    );
+    assert!(text.contains("to run: its input"), "{text}");
+    assert!(
+        text.lines().next().unwrap().ends_with("cached"),
+        "the init does not depend on the rate: {text}"
+    );
+}

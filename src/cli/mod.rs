@@ -49,6 +49,12 @@ enum Command {
         files: Vec<PathBuf>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// For every step: cached, to run, or to re-run because of what changed.
+        #[arg(long)]
+        explain: bool,
+        /// Cache directory for --explain (default: $LTHC_CACHE, or .lthc/ next to the first file).
+        #[arg(long)]
+        cache: Option<PathBuf>,
     },
     /// List networks with their parameter counts and forward FLOPs.
     Show {
@@ -138,7 +144,13 @@ pub fn main() -> i32 {
     };
     match cli.command {
         Command::Check { files, format } => commands::check(&files, format, color),
-        Command::Plan { files, format } => commands::plan(&files, format, color),
+        Command::Plan {
+            files,
+            explain: true,
+            cache,
+            ..
+        } => run::explain(&files, cache, color),
+        Command::Plan { files, format, .. } => commands::plan(&files, format, color),
         Command::Show { files, format } => commands::show(&files, format, color),
         Command::Run {
             files,

@@ -315,3 +315,17 @@ pub fn verify(cache: Option<PathBuf>) -> i32 {
     ));
     i32::from(!damaged.is_empty())
 }
+
+pub fn explain(files: &[PathBuf], cache: Option<PathBuf>, color: bool) -> i32 {
+    let (_, c) = match checked(files, Format::Text, color, false) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let p = plan::build(&c.experiments);
+    let cache = cache_dir(cache, files);
+    emit(&crate::exec::explain::render(
+        &p,
+        &crate::exec::explain::explain(&p, &cache),
+    ));
+    0
+}

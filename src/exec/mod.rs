@@ -6,6 +6,7 @@
 //! rewind, or a train step's final state), `it_<N>.ckpt` (train checkpoints), `resume.ckpt`
 //! (train progress), `mask.ckpt` (prune), `result.json` (evaluate, measure) — and `done`.
 
+pub mod explain;
 mod lock;
 pub mod results;
 mod steps;
@@ -168,7 +169,7 @@ impl<B: AutodiffBackend> Executor<B> {
                 }
                 self.run_step(plan, step)?;
                 let done = dir.join("done");
-                crate::store::atomic_write(&done, step.spec.to_string().as_bytes())
+                crate::store::atomic_write(&done, done_record(step).to_string().as_bytes())
                     .map_err(io_err(&done))?;
                 counted[n] = true;
                 summary.ran += 1;
@@ -251,6 +252,11 @@ impl<B: AutodiffBackend> Executor<B> {
     pub fn output_state(&self, plan: &Plan, key: &str) -> Result<State, ExecError> {
         self.load_state(&self.step_dir(key).join(output_file(plan.get(key))))
     }
+}
+
+/// What a `done` marker records: the step's kind and canonical spec (for `plan --explain`).
+pub fn done_record(step: &Step) -> serde_json::Value {
+    serde_json::json!({ "kind": step.kind.word(), "spec": step.spec, "inputs": step.inputs })
 }
 
 fn output_file(step: Option<&Step>) -> String {
