@@ -303,3 +303,43 @@ fn explain_says_what_is_cached_and_what_changed() {
         "the init does not depend on the rate: {text}"
     );
 }
+
+#[test]
+fn gc_removes_only_what_no_given_file_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("crash.lth"), program(dir.path())).unwrap();
+    std::fs::write(
+        dir.path().join("one.lth"),
+        program(dir.path()).replace("for 2 levels", "for 1 level"),
+    )
+    .unwrap();
+    assert!(
+        lthc(&["run", "-q", "--cache", "c", "crash.lth"], dir.path())
+            .status
+            .success()
+    );
+    let count = || {
+        std::fs::read_dir(dir.path().join("c/steps"))
+            .unwrap()
+            .count()
+    };
+    let before = count();
+    let out = lthc(
+        &["cache", "gc", "--dry-run", "--cache", "c", "one.lth"],
+        dir.path(),
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("would remove"));
+    assert_eq!(count(), before);
+    let out = lthc(&["cache", "gc", "--cache", "c", "one.lth"], dir.path());
+    assert!(out.status.success());
+    assert!(count() < before);
+    // What one.lth needs is all still there.
+    let out = lthc(&["run", "-q", "--cache", "c", "one.lth"], dir.path());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("0 steps run"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let ls = lthc(&["cache", "ls", "--cache", "c", "one.lth"], dir.path());
+    assert!(!String::from_utf8_lossy(&ls.stdout).contains("not used"));
+}

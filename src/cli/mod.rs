@@ -106,6 +106,22 @@ enum Command {
 
 #[derive(Subcommand)]
 enum CacheCommand {
+    /// List the cached steps: kind, size, and (given files) which experiments use them.
+    Ls {
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        cache: Option<PathBuf>,
+    },
+    /// Remove the steps that none of the given files' experiments need.
+    Gc {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Check every artifact's checksum; remove damaged ones so that the next run recomputes them.
     Verify {
         /// Cache directory (default: $LTHC_CACHE, or ./.lthc).
@@ -171,5 +187,16 @@ pub fn main() -> i32 {
         Command::Cache {
             command: CacheCommand::Verify { cache },
         } => run::verify(cache),
+        Command::Cache {
+            command: CacheCommand::Ls { files, cache },
+        } => run::cache_ls(&files, cache, color),
+        Command::Cache {
+            command:
+                CacheCommand::Gc {
+                    files,
+                    cache,
+                    dry_run,
+                },
+        } => run::cache_gc(&files, cache, dry_run, color),
     }
 }

@@ -329,3 +329,105 @@ pub fn explain(files: &[PathBuf], cache: Option<PathBuf>, color: bool) -> i32 {
     ));
     0
 }
+
+/// (key, kind, bytes) of every step directory in the cache.
+fn cached_steps(cache: &Path) -> Vec<(String, String, u64)> {
+    let mut out = Vec::new();
+    let Ok(dirs) = std::fs::read_dir(cache.join("steps")) else {
+        return out;
+    };
+    for d in dirs.filter_map(Result::ok) {
+        let key = d.file_name().to_string_lossy().into_owned();
+        let kind = std::fs::read_to_string(d.path().join("done"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|v| v["kind"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "unfinished".into());
+        let bytes = std::fs::read_dir(d.path())
+            .map(|fs| {
+                fs.filter_map(Result::ok)
+                    .filter_map(|f| f.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0);
+        out.push((key, kind, bytes));
+    }
+    out.sort();
+    out
+}
+
+fn plan_of(files: &[PathBuf], color: bool) -> Result<Option<Plan>, i32> {
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let (_, c) = checked(files, Format::Text, color, false)?;
+    Ok(Some(plan::build(&c.experiments)))
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+pub fn cache_ls(files: &[PathBuf], cache: Option<PathBuf>, color: bool) -> i32 {
+    let plan = match plan_of(files, color) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let cache = cache_dir(cache, files);
+    let steps = cached_steps(&cache);
+    let mut out = String::new();
+    for (key, kind, bytes) in &steps {
+        let used = match plan.as_ref().and_then(|p| p.get(key)) {
+            Some(s) => s.experiments.iter().cloned().collect::<Vec<_>>().join(", "),
+            None if plan.is_some() => "(not used by these files)".into(),
+            None => String::new(),
+        };
+        out += &format!("{key}  {kind:<10} {:>10}  {used}\n", mib(*bytes));
+    }
+    out += &format!(
+        "{} steps, {}\n",
+        steps.len(),
+        mib(steps.iter().map(|s| s.2).sum())
+    );
+    emit(&out);
+    0
+}
+
+pub fn cache_gc(files: &[PathBuf], cache: Option<PathBuf>, dry_run: bool, color: bool) -> i32 {
+    let Some(plan) = (match plan_of(files, color) {
+        Ok(p) => p,
+        Err(code) => return code,
+    }) else {
+        return 2;
+    };
+    let cache = cache_dir(cache, files);
+    let (mut n, mut freed) = (0, 0);
+    for (key, kind, bytes) in cached_steps(&cache) {
+        if plan.get(&key).is_some() {
+            continue;
+        }
+        if !dry_run {
+            if let Err(e) = std::fs::remove_dir_all(cache.join("steps").join(&key)) {
+                return fail(
+                    Diag::global(code::EXEC_IO, format!("cannot remove step {key}: {e}"))
+                        .help("check the cache directory's permissions"),
+                    color,
+                );
+            }
+        }
+        emit(&format!(
+            "{} {key} ({kind}, {})\n",
+            if dry_run { "would remove" } else { "removed" },
+            mib(bytes)
+        ));
+        n += 1;
+        freed += bytes;
+    }
+    emit(&format!(
+        "{} {n} steps, {}\n",
+        if dry_run { "would free" } else { "freed" },
+        mib(freed)
+    ));
+    0
+}
