@@ -82,6 +82,11 @@ pub fn run(
                 plan::thousands(summary.trained_iterations),
                 plan::thousands(summary.cached_iterations)
             ));
+            emit(&format!(
+                "the experiments request {} iterations (each rewind point and seed on its own, nothing shared); the plan trains {}\n",
+                plan::thousands(p.totals.requested_iterations),
+                plan::thousands(p.totals.planned_iterations)
+            ));
             emit(&results_table(&records));
             0
         }

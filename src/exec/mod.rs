@@ -140,6 +140,15 @@ impl<B: AutodiffBackend> Executor<B> {
     fn pass(&mut self, plan: &Plan, summary: &mut Summary) -> Result<(), ExecError> {
         let total = plan.steps.len();
         let mut counted = vec![false; total];
+        // For the sweep-wide progress line: iterations left and the speed measured so far.
+        let started = std::time::Instant::now();
+        let to_train: u64 = plan
+            .steps
+            .iter()
+            .filter(|s| !self.is_done(&s.key))
+            .map(|s| s.iterations)
+            .sum();
+        let mut trained = 0u64;
         loop {
             let mut waiting = false;
             let mut progressed = false;
@@ -165,7 +174,20 @@ impl<B: AutodiffBackend> Executor<B> {
                     continue;
                 }
                 if self.progress == Progress::Bar {
-                    eprintln!("[{}/{total}] {} {}", n + 1, step.kind.word(), step.label);
+                    let done = plan.steps.iter().filter(|s| self.is_done(&s.key)).count();
+                    let eta = if trained > 0 {
+                        let secs = started.elapsed().as_secs_f64() / trained as f64
+                            * to_train.saturating_sub(trained) as f64;
+                        format!(", eta {}m{:02}s", (secs / 60.0) as u64, secs as u64 % 60)
+                    } else {
+                        String::new()
+                    };
+                    eprintln!(
+                        "[{done}/{total} steps done, {} iterations left{eta}] {} {}",
+                        crate::plan::thousands(to_train.saturating_sub(trained)),
+                        step.kind.word(),
+                        step.label
+                    );
                 }
                 self.run_step(plan, step)?;
                 let done = dir.join("done");
@@ -174,6 +196,7 @@ impl<B: AutodiffBackend> Executor<B> {
                 counted[n] = true;
                 summary.ran += 1;
                 summary.trained_iterations += step.iterations;
+                trained += step.iterations;
                 progressed = true;
             }
             if !waiting {
