@@ -14,7 +14,7 @@ trap 'rm -rf "$work"' EXIT
 cat > "$work/sweep.lth" <<'LTH'
 import "stdlib/mnist.lth"
 
-experiment sweep {
+experiment lenet_sweep {
   network  = lenet
   data     = mnist
   train    = lenet_adam with { duration = 500 it }
@@ -32,10 +32,13 @@ print(f"OpenLTH-style iterations (dense run per rewind point): {t['requested_ite
 print(f"lthc plans to train:                                   {t['planned_iterations']:>9,}"
       f"  ({t['requested_iterations'] / t['planned_iterations']:.2f}x less)")
 PY
-start=$(date +%s.%N)
-"$lthc" run --quiet --cache "$work/cache" "$work/sweep.lth" | head -2
-first=$(echo "$(date +%s.%N) - $start" | bc)
-start=$(date +%s.%N)
-"$lthc" run --quiet --cache "$work/cache" "$work/sweep.lth" | head -1
-second=$(echo "$(date +%s.%N) - $start" | bc)
-printf 'first run: %.1f s; second, identical run: %.2f s\n' "$first" "$second"
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
+start=$(ms)
+"$lthc" run --quiet --cache "$work/cache" "$work/sweep.lth" > "$work/first.txt"
+first=$(( $(ms) - start ))
+head -1 "$work/first.txt"
+start=$(ms)
+"$lthc" run --quiet --cache "$work/cache" "$work/sweep.lth" > "$work/second.txt"
+second=$(( $(ms) - start ))
+head -1 "$work/second.txt"
+echo "first run: $((first / 1000)).$(( first % 1000 / 100 )) s; second, identical run: $((second / 1000)).$(printf '%03d' $((second % 1000))) s"

@@ -38,6 +38,7 @@ fn cases() -> Vec<Case> {
         case("syntax: missing value", "experiment e {\n  network =\n}\n", "lth::parse::syntax", "}", "expected a value, found `}`"),
         case("syntax: colon instead of equals", "recipe r {\n  batch: 60\n}\n", "lth::parse::syntax", ":", "expected"),
         case("syntax: unclosed block", "network n on [4] {\n  dense(3)\n", "lth::parse::syntax", "", "found end of file"),
+        case("reserved word as a name", "experiment sweep {\n}\n", "lth::parse::syntax", "sweep", "expected a name, found `sweep`"),
         case("number out of range", recipe("  optimizer = sgd(lr: 1e999)\n  batch = 1\n  duration = 1 it"), "lth::parse::number", "1e999", "is not a number"),
         case(
             "unknown network with suggestion",
@@ -216,6 +217,15 @@ fn every_bad_input_gets_its_diagnostic() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn reserved_words_are_explained() {
+    let (_, _, diags) = check_one("experiment sweep {\n}\n");
+    assert_eq!(
+        diags[0].help.as_deref(),
+        Some("`sweep` is a reserved word: choose another name")
+    );
 }
 
 #[test]

@@ -88,7 +88,15 @@ pub(super) fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>
     } else {
         format!("expected {}, found {found}", join_or(&expected))
     };
-    let help = if found == "`}`" || found == "`)`" || found == "`]`" {
+    const RESERVED: &[&str] = &[
+        "import", "with", "for", "until", "in", "on", "as", "require", "sweep", "true", "false",
+        "it", "ep", "mod", "and", "or", "by", "if", "then", "else",
+    ];
+    let word = &rest[..token_len];
+    let reserved = format!("`{word}` is a reserved word: choose another name");
+    let help = if expected.contains(&"a name") && RESERVED.contains(&word) {
+        reserved.as_str()
+    } else if found == "`}`" || found == "`)`" || found == "`]`" {
         "check that every bracket is closed by its own kind and in order"
     } else if rest.starts_with('=') {
         "a field is written `name = value`; arguments are written `name: value`"
