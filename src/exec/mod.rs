@@ -53,6 +53,9 @@ impl ExecError {
                     TrainError::Save(_) => {
                         "check that the cache directory is writable and has space"
                     }
+                    TrainError::Loader => {
+                        "a dataset file may be damaged: fetch it again or check the files"
+                    }
                 })
             }
             ExecError::Corrupt { path, reason } => {

@@ -25,6 +25,8 @@ pub enum TrainError {
     Diverged {
         iteration: u64,
     },
+    /// The batch-preparing thread stopped unexpectedly.
+    Loader,
 }
 
 impl std::fmt::Display for TrainError {
@@ -35,6 +37,7 @@ impl std::fmt::Display for TrainError {
             TrainError::Diverged { iteration } => {
                 write!(f, "the loss is not finite at iteration {iteration}")
             }
+            TrainError::Loader => write!(f, "the data loader stopped unexpectedly"),
         }
     }
 }
@@ -201,7 +204,7 @@ pub fn train<B: AutodiffBackend>(
     for it in start..job.end {
         let batch = rx
             .recv()
-            .map_err(|_| TrainError::Save("the data loader stopped".into()))?
+            .map_err(|_| TrainError::Loader)?
             .map_err(TrainError::Data)?;
         let dropout_seed = Rng::derive(&[job.order.seed, job.order.copy, it]).next_u64();
         let step = loss_of::<B>(
