@@ -234,13 +234,7 @@ impl<B: Backend> Runner<'_, B> {
 
     /// Advances past a subtree's parameters and buffers without running it.
     fn skip(&mut self, layers: &[Layer]) {
-        let layout = crate::nn::Layout::of(&NetSpec {
-            display: String::new(),
-            definition: String::new(),
-            input: Vec::new(),
-            output: Vec::new(),
-            layers: layers.to_vec(),
-        });
+        let layout = crate::nn::Layout::of_layers(layers);
         self.next_param += layout.params.len();
         for _ in &layout.buffers {
             self.new_buffers

@@ -68,11 +68,16 @@ pub struct Layout {
 
 impl Layout {
     pub fn of(spec: &NetSpec) -> Layout {
+        Layout::of_layers(&spec.layers)
+    }
+
+    /// The layout of a sequence of layers (a whole network, or a part of one).
+    pub fn of_layers(layers: &[Layer]) -> Layout {
         let mut l = Layout {
             params: Vec::new(),
             buffers: Vec::new(),
         };
-        l.visit(&spec.layers);
+        l.visit(layers);
         l
     }
 
