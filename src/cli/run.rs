@@ -335,33 +335,6 @@ pub fn explain(files: &[PathBuf], cache: Option<PathBuf>, color: bool) -> i32 {
     0
 }
 
-/// (key, kind, bytes) of every step directory in the cache.
-fn cached_steps(cache: &Path) -> Vec<(String, String, u64)> {
-    let mut out = Vec::new();
-    let Ok(dirs) = std::fs::read_dir(cache.join("steps")) else {
-        return out;
-    };
-    for d in dirs.filter_map(Result::ok) {
-        let key = d.file_name().to_string_lossy().into_owned();
-        let kind = std::fs::read_to_string(d.path().join("done"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-            .and_then(|v| v["kind"].as_str().map(str::to_string))
-            .unwrap_or_else(|| "unfinished".into());
-        let bytes = std::fs::read_dir(d.path())
-            .map(|fs| {
-                fs.filter_map(Result::ok)
-                    .filter_map(|f| f.metadata().ok())
-                    .map(|m| m.len())
-                    .sum()
-            })
-            .unwrap_or(0);
-        out.push((key, kind, bytes));
-    }
-    out.sort();
-    out
-}
-
 fn plan_of(files: &[PathBuf], color: bool) -> Result<Option<Plan>, i32> {
     if files.is_empty() {
         return Ok(None);
@@ -380,20 +353,21 @@ pub fn cache_ls(files: &[PathBuf], cache: Option<PathBuf>, color: bool) -> i32 {
         Err(code) => return code,
     };
     let cache = cache_dir(cache, files);
-    let steps = cached_steps(&cache);
+    let steps = crate::exec::cached_steps(&cache);
     let mut out = String::new();
-    for (key, kind, bytes) in &steps {
+    for step in &steps {
+        let (key, kind, bytes) = (&step.key, step.kind(), step.bytes);
         let used = match plan.as_ref().and_then(|p| p.get(key)) {
             Some(s) => s.experiments.iter().cloned().collect::<Vec<_>>().join(", "),
             None if plan.is_some() => "(not used by these files)".into(),
             None => String::new(),
         };
-        out += &format!("{key}  {kind:<10} {:>10}  {used}\n", mib(*bytes));
+        out += &format!("{key}  {kind:<10} {:>10}  {used}\n", mib(bytes));
     }
     out += &format!(
         "{} steps, {}\n",
         steps.len(),
-        mib(steps.iter().map(|s| s.2).sum())
+        mib(steps.iter().map(|s| s.bytes).sum())
     );
     emit(&out);
     0
@@ -408,12 +382,13 @@ pub fn cache_gc(files: &[PathBuf], cache: Option<PathBuf>, dry_run: bool, color:
     };
     let cache = cache_dir(cache, files);
     let (mut n, mut freed) = (0, 0);
-    for (key, kind, bytes) in cached_steps(&cache) {
-        if plan.get(&key).is_some() {
+    for step in crate::exec::cached_steps(&cache) {
+        let (key, kind, bytes) = (step.key.as_str(), step.kind(), step.bytes);
+        if plan.get(key).is_some() {
             continue;
         }
         if !dry_run {
-            if let Err(e) = std::fs::remove_dir_all(cache.join("steps").join(&key)) {
+            if let Err(e) = std::fs::remove_dir_all(cache.join("steps").join(key)) {
                 return fail(
                     Diag::global(code::EXEC_IO, format!("cannot remove step {key}: {e}"))
                         .help("check the cache directory's permissions"),

@@ -25,20 +25,10 @@ pub enum Status {
 /// Cached steps' specs, by kind (read from their `done` markers).
 fn cached_specs(cache: &Path) -> HashMap<String, Vec<Value>> {
     let mut out: HashMap<String, Vec<Value>> = HashMap::new();
-    let Ok(dirs) = std::fs::read_dir(cache.join("steps")) else {
-        return out;
-    };
-    for d in dirs.filter_map(Result::ok) {
-        let Ok(text) = std::fs::read_to_string(d.path().join("done")) else {
-            continue;
-        };
-        if let Ok(v) = serde_json::from_str::<Value>(&text) {
-            let kind = v
-                .get("kind")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            out.entry(kind).or_default().push(v);
+    for step in super::cached_steps(cache) {
+        let kind = step.kind().to_string();
+        if let Some(done) = step.done {
+            out.entry(kind).or_default().push(done);
         }
     }
     out

@@ -280,6 +280,50 @@ impl<B: AutodiffBackend> Executor<B> {
     }
 }
 
+/// A step directory found in the cache.
+pub struct CachedStep {
+    pub key: String,
+    /// The parsed `done` marker; `None` for a step not finished.
+    pub done: Option<serde_json::Value>,
+    /// Size of its files.
+    pub bytes: u64,
+}
+
+impl CachedStep {
+    pub fn kind(&self) -> &str {
+        self.done
+            .as_ref()
+            .and_then(|d| d["kind"].as_str())
+            .unwrap_or("unfinished")
+    }
+}
+
+/// Every step directory of a cache, sorted by key.
+pub fn cached_steps(cache: &Path) -> Vec<CachedStep> {
+    let Ok(dirs) = std::fs::read_dir(cache.join("steps")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<CachedStep> = dirs
+        .filter_map(Result::ok)
+        .map(|d| CachedStep {
+            key: d.file_name().to_string_lossy().into_owned(),
+            done: std::fs::read_to_string(d.path().join("done"))
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok()),
+            bytes: std::fs::read_dir(d.path())
+                .map(|fs| {
+                    fs.filter_map(Result::ok)
+                        .filter_map(|f| f.metadata().ok())
+                        .map(|m| m.len())
+                        .sum()
+                })
+                .unwrap_or(0),
+        })
+        .collect();
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    out
+}
+
 /// What a `done` marker records: the step's kind and canonical spec (for `plan --explain`).
 pub fn done_record(step: &Step) -> serde_json::Value {
     serde_json::json!({ "kind": step.kind.word(), "spec": step.spec, "inputs": step.inputs })
