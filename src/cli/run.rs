@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::backend::AutodiffBackend;
+use crate::nn::TrainBackend;
 use serde_json::Value;
 
 use super::commands::{checked, emit};
@@ -96,7 +96,7 @@ pub fn run(
 
 /// Runs the plan with `jobs()` workers; per-step locks keep them (and other processes) from
 /// computing a step twice.
-fn execute<B: AutodiffBackend>(
+fn execute<B: TrainBackend>(
     p: &Plan,
     cache: PathBuf,
     data: PathBuf,

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use burn::tensor::backend::AutodiffBackend;
+use crate::nn::TrainBackend;
 
 use crate::check::DatasetSpec;
 use crate::data::{self, DataError, Dataset};
@@ -86,7 +86,7 @@ pub struct Summary {
     pub cached_iterations: u64,
 }
 
-pub struct Executor<B: AutodiffBackend> {
+pub struct Executor<B: TrainBackend> {
     pub cache: PathBuf,
     pub data_dir: PathBuf,
     pub device: B::Device,
@@ -96,7 +96,7 @@ pub struct Executor<B: AutodiffBackend> {
     datasets: HashMap<String, Arc<Dataset>>,
 }
 
-impl<B: AutodiffBackend> Executor<B> {
+impl<B: TrainBackend> Executor<B> {
     pub fn new(cache: PathBuf, data_dir: PathBuf, device: B::Device, progress: Progress) -> Self {
         Executor {
             cache,

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use burn::tensor::backend::AutodiffBackend;
+use crate::nn::TrainBackend;
 use serde_json::json;
 
 use super::{io_err, ExecError, Executor};
@@ -19,7 +19,7 @@ use crate::train::{self, evaluate, fresh_state, Job, Split, State};
 /// Training examples the interpolation's train-data errors are measured on.
 const TRAIN_EVAL_EXAMPLES: usize = 10_000;
 
-impl<B: AutodiffBackend> Executor<B> {
+impl<B: TrainBackend> Executor<B> {
     pub(super) fn run_step(&mut self, plan: &Plan, step: &Step) -> Result<(), ExecError> {
         let dir = self.step_dir(&step.key);
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;

@@ -6,6 +6,7 @@ use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{activation, Tensor, TensorData};
 
+use super::kernels::{self, Kernels};
 use crate::check::netspec::{Layer, NetSpec, Op};
 use crate::rng::{stream, Rng};
 
@@ -45,7 +46,7 @@ impl<B: Backend> Act<B> {
     }
 }
 
-struct Runner<'a, B: Backend> {
+struct Runner<'a, B: Kernels> {
     params: &'a [Tensor<B, 1>],
     buffers: &'a [Tensor<B, 1>],
     next_param: usize,
@@ -60,7 +61,7 @@ struct Runner<'a, B: Backend> {
 /// Runs the network on `x` (`[n, c, h, w]`, or `[n, features]` for flat inputs). In training
 /// mode (`train = Some(seed)`) batch norm uses batch statistics and updates its running ones,
 /// dropout draws from a stream of `seed`, and auxiliary heads run.
-pub fn forward<B: Backend>(
+pub fn forward<B: Kernels>(
     spec: &NetSpec,
     params: &[Tensor<B, 1>],
     buffers: &[Tensor<B, 1>],
@@ -90,7 +91,7 @@ pub fn forward<B: Backend>(
     }
 }
 
-impl<B: Backend> Runner<'_, B> {
+impl<B: Kernels> Runner<'_, B> {
     fn param(&mut self) -> Tensor<B, 1> {
         let p = self.params[self.next_param].clone();
         self.next_param += 1;
@@ -142,7 +143,11 @@ impl<B: Backend> Runner<'_, B> {
                     [1, 1],
                     g,
                 );
-                Act::Image(conv2d(x.image(), w, b, opts))
+                Act::Image(if kernels::use_reference() {
+                    conv2d(x.image(), w, b, opts)
+                } else {
+                    kernels::conv2d(x.image(), w, b, opts)
+                })
             }
             Op::BatchNorm {
                 channels,
@@ -250,53 +255,36 @@ impl<B: Backend> Runner<'_, B> {
         self.next_buffer += 1;
         let running_mean = buf.clone().narrow(0, 0, c);
         let running_var = buf.narrow(0, c, c);
-        let image_dims = match &x {
-            Act::Image(t) => Some(t.dims()),
-            Act::Flat(_) => None,
-        };
-        // Everything as [c, n * m] (m = h * w, or 1 for flat inputs): per-channel statistics
-        // are then reductions over contiguous rows, many times faster on the CPU backend than
-        // reductions over the batch and spatial axes of [n, c, h, w].
-        let t = match x {
-            Act::Image(t) => {
-                let [n, ch, h, w] = t.dims();
-                t.reshape([n, ch, h * w])
-            }
-            Act::Flat(t) => {
-                let [n, f] = t.dims();
-                t.reshape([n, f, 1])
-            }
-        };
-        let [n, _, m] = t.dims();
-        let t = t.swap_dims(0, 1).reshape([c, n * m]);
-        let (centered, var) = if self.train.is_some() {
-            let mean = t.clone().mean_dim(1); // [c, 1]
-            let centered = t - mean.clone();
-            let var = (centered.clone() * centered.clone()).mean_dim(1);
-            let count = (n * m) as f64;
-            let unbiased = var.clone().detach().reshape([c]) * (count / (count - 1.0).max(1.0));
-            let new_mean = running_mean * (1.0 - momentum) + mean.detach().reshape([c]) * momentum;
+        let flat = matches!(x, Act::Flat(_));
+        let x = x.image();
+        let [n, _, h, w] = x.dims();
+        let y = if self.train.is_some() {
+            let (y, mean, var) = if kernels::use_reference() {
+                kernels::generic::batchnorm_forward(x, scale, shift, eps)
+            } else {
+                kernels::batchnorm(x, scale, shift, eps)
+            };
+            let count = (n * h * w) as f64;
+            let unbiased = var.detach() * (count / (count - 1.0).max(1.0));
+            let new_mean = running_mean * (1.0 - momentum) + mean.detach() * momentum;
             let new_var = running_var * (1.0 - momentum) + unbiased * momentum;
             self.new_buffers
                 .push(Tensor::cat(vec![new_mean, new_var], 0));
-            (centered, var)
+            y
         } else {
             self.new_buffers.push(Tensor::cat(
                 vec![running_mean.clone(), running_var.clone()],
                 0,
             ));
-            (
-                t - running_mean.reshape([c, 1]),
-                running_var.reshape([c, 1]),
-            )
+            // An affine map per channel: broadcasting, no reductions.
+            let factor = (running_var + eps).sqrt().recip() * scale;
+            let channel = |t: Tensor<B, 1>| t.reshape([1, c, 1, 1]);
+            (x - channel(running_mean)) * channel(factor) + channel(shift)
         };
-        let factor = (var + eps).sqrt().recip() * scale.reshape([c, 1]);
-        let y = (centered * factor + shift.reshape([c, 1]))
-            .reshape([c, n, m])
-            .swap_dims(0, 1);
-        match image_dims {
-            Some(dims) => Act::Image(y.reshape(dims)),
-            None => Act::Flat(y.reshape([n, c])),
+        if flat {
+            Act::Flat(y.reshape([n, c]))
+        } else {
+            Act::Image(y)
         }
     }
 }

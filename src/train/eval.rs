@@ -1,6 +1,6 @@
 //! Evaluation: loss and top-1 / top-5 accuracy on the test set (or on training data).
 
-use burn::tensor::backend::Backend;
+use crate::nn::Kernels;
 use burn::tensor::{Tensor, TensorData};
 
 use super::state::{DeviceState, State};
@@ -24,7 +24,7 @@ pub struct Evaluation {
     pub examples: usize,
 }
 
-pub fn evaluate<B: Backend>(
+pub fn evaluate<B: Kernels>(
     net: &NetSpec,
     state: &State,
     data: &Dataset,

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use burn::tensor::backend::AutodiffBackend;
+use crate::nn::TrainBackend;
 use burn::tensor::{activation, Tensor, TensorData};
 
 use super::optim;
@@ -81,7 +81,7 @@ pub fn fresh_state(net: &NetSpec, recipe: &RecipeSpec, seed: u64, purpose: u64) 
     }
 }
 
-fn to_input<B: AutodiffBackend>(batch: &Batch, shape: &[u64], device: &B::Device) -> Tensor<B, 4> {
+fn to_input<B: TrainBackend>(batch: &Batch, shape: &[u64], device: &B::Device) -> Tensor<B, 4> {
     let n = batch.size;
     let dims = match shape {
         [c, h, w] => [n, *c as usize, *h as usize, *w as usize],
@@ -91,7 +91,7 @@ fn to_input<B: AutodiffBackend>(batch: &Batch, shape: &[u64], device: &B::Device
 }
 
 /// One-hot targets with label smoothing, `[n, classes]`.
-fn targets<B: AutodiffBackend>(
+fn targets<B: TrainBackend>(
     labels: &[i64],
     classes: usize,
     smoothing: f64,
@@ -106,13 +106,13 @@ fn targets<B: AutodiffBackend>(
     Tensor::from_data(TensorData::new(v, [labels.len(), classes]), device)
 }
 
-fn cross_entropy<B: AutodiffBackend>(logits: Tensor<B, 2>, targets: Tensor<B, 2>) -> Tensor<B, 1> {
+fn cross_entropy<B: TrainBackend>(logits: Tensor<B, 2>, targets: Tensor<B, 2>) -> Tensor<B, 1> {
     let n = logits.dims()[0] as f64;
     (activation::log_softmax(logits, 1) * targets).sum().neg() / n
 }
 
 /// One forward pass in training mode and its loss (auxiliary heads included).
-struct StepOutput<B: AutodiffBackend> {
+struct StepOutput<B: TrainBackend> {
     /// The parameters as autodiff leaves, to read gradients from.
     params: Vec<Tensor<B, 1>>,
     loss: Tensor<B, 1>,
@@ -120,7 +120,7 @@ struct StepOutput<B: AutodiffBackend> {
     buffers: Vec<Tensor<B, 1>>,
 }
 
-fn loss_of<B: AutodiffBackend>(
+fn loss_of<B: TrainBackend>(
     net: &NetSpec,
     s: &DeviceState<B::InnerBackend>,
     batch: &Batch,
@@ -177,7 +177,7 @@ fn batch_accuracy<B: burn::tensor::backend::Backend>(logits: &Tensor<B, 2>, labe
 
 /// Trains from `state` to `job.end`; calls `save` with the state at every checkpoint iteration
 /// reached (the end included, if asked). Returns the final state.
-pub fn train<B: AutodiffBackend>(
+pub fn train<B: TrainBackend>(
     job: &Job,
     state: State,
     device: &B::Device,
@@ -278,7 +278,7 @@ pub fn train<B: AutodiffBackend>(
 }
 
 /// Gradients of the loss on one batch (the first of the data order) at `state`, for SNIP.
-pub fn gradients<B: AutodiffBackend>(
+pub fn gradients<B: TrainBackend>(
     net: &NetSpec,
     recipe: &RecipeSpec,
     data: &Dataset,

@@ -1,0 +1,174 @@
+//! [`Kernels`] under autodiff: each operation records a backward step that calls the inner
+//! backend's gradients (burn's custom-operation extension point).
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::NodeId;
+use burn::backend::Autodiff;
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::ops::{ConvOptions, FloatTensor};
+
+use super::Kernels;
+
+#[derive(Debug)]
+struct Conv2dBackward;
+
+impl<B: Kernels, const N: usize> Backward<B, N> for Conv2dBackward {
+    /// Checkpointed input, weight and bias, and the options.
+    type State = (NodeId, NodeId, Option<NodeId>, ConvOptions<2>);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, N>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let dy = grads.consume::<B>(&ops.node);
+        let (x_id, weight_id, bias_id, options) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_id);
+        let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_id);
+        let mut parents = ops.parents.into_iter();
+        let (x_node, weight_node, bias_node) = (
+            parents.next().flatten(),
+            parents.next().flatten(),
+            parents.next().flatten(),
+        );
+        if let (Some(node), Some(id)) = (bias_node, bias_id) {
+            let bias = checkpointer.retrieve_node_output::<FloatTensor<B>>(id);
+            grads.register::<B>(node.id, B::conv2d_bias_grad(x.clone(), bias, dy.clone()));
+        }
+        if let Some(node) = weight_node {
+            let grad =
+                B::conv2d_weight_grad(x.clone(), weight.clone(), dy.clone(), options.clone());
+            grads.register::<B>(node.id, grad);
+        }
+        if let Some(node) = x_node {
+            grads.register::<B>(node.id, B::conv2d_input_grad(x, weight, dy, options));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct BatchNormBackward;
+
+impl<B: Kernels> Backward<B, 3> for BatchNormBackward {
+    /// Checkpointed input and scale, the batch statistics, and eps.
+    type State = (NodeId, NodeId, FloatTensor<B>, FloatTensor<B>, f64);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let dy = grads.consume::<B>(&ops.node);
+        let (x_id, gamma_id, mean, var, eps) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_id);
+        let gamma = checkpointer.retrieve_node_output::<FloatTensor<B>>(gamma_id);
+        let [dx, dgamma, dbeta] = B::batchnorm_backward(x, gamma, mean, var, eps, dy);
+        let [x_node, gamma_node, beta_node] = ops.parents;
+        for (node, grad) in [(x_node, dx), (gamma_node, dgamma), (beta_node, dbeta)] {
+            if let Some(node) = node {
+                grads.register::<B>(node.id, grad);
+            }
+        }
+    }
+}
+
+impl<B: Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
+    fn conv2d_forward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        match bias {
+            Some(bias) => {
+                let prep = Conv2dBackward
+                    .prepare::<C>([x.node.clone(), weight.node.clone(), bias.node.clone()])
+                    .compute_bound()
+                    .stateful();
+                match prep {
+                    OpsKind::Tracked(mut prep) => {
+                        let state = (
+                            prep.checkpoint(&x),
+                            prep.checkpoint(&weight),
+                            Some(prep.checkpoint(&bias)),
+                            options.clone(),
+                        );
+                        prep.finish(
+                            state,
+                            B::conv2d_forward(
+                                x.primitive,
+                                weight.primitive,
+                                Some(bias.primitive),
+                                options,
+                            ),
+                        )
+                    }
+                    OpsKind::UnTracked(prep) => prep.finish(B::conv2d_forward(
+                        x.primitive,
+                        weight.primitive,
+                        Some(bias.primitive),
+                        options,
+                    )),
+                }
+            }
+            None => {
+                let prep = Conv2dBackward
+                    .prepare::<C>([x.node.clone(), weight.node.clone()])
+                    .compute_bound()
+                    .stateful();
+                match prep {
+                    OpsKind::Tracked(mut prep) => {
+                        let state = (
+                            prep.checkpoint(&x),
+                            prep.checkpoint(&weight),
+                            None,
+                            options.clone(),
+                        );
+                        prep.finish(
+                            state,
+                            B::conv2d_forward(x.primitive, weight.primitive, None, options),
+                        )
+                    }
+                    OpsKind::UnTracked(prep) => prep.finish(B::conv2d_forward(
+                        x.primitive,
+                        weight.primitive,
+                        None,
+                        options,
+                    )),
+                }
+            }
+        }
+    }
+
+    fn batchnorm_forward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        eps: f64,
+    ) -> [FloatTensor<Self>; 3] {
+        let prep = BatchNormBackward
+            .prepare::<C>([x.node.clone(), gamma.node.clone(), beta.node.clone()])
+            .compute_bound()
+            .stateful();
+        let (y, mean, var) = match prep {
+            OpsKind::Tracked(mut prep) => {
+                let (x_id, gamma_id) = (prep.checkpoint(&x), prep.checkpoint(&gamma));
+                let [y, mean, var] =
+                    B::batchnorm_forward(x.primitive, gamma.primitive, beta.primitive, eps);
+                let y = prep.finish((x_id, gamma_id, mean.clone(), var.clone(), eps), y);
+                (y, mean, var)
+            }
+            OpsKind::UnTracked(prep) => {
+                let [y, mean, var] =
+                    B::batchnorm_forward(x.primitive, gamma.primitive, beta.primitive, eps);
+                (prep.finish(y), mean, var)
+            }
+        };
+        [y, Self::from_inner(mean), Self::from_inner(var)]
+    }
+}

@@ -1,0 +1,141 @@
+//! Batch norm in training mode on the CPU, directly on `[n, c, m]` (m = pixels per channel):
+//! no transposes. Per-channel sums run in parallel over channels and accumulate in f64 in a
+//! fixed order; the normalisation runs in parallel over examples. Deterministic whatever the
+//! thread count.
+
+use rayon::prelude::*;
+
+/// `[batch, channels, pixels]` of a batch-norm input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    pub batch: usize,
+    pub channels: usize,
+    pub pixels: usize,
+}
+
+impl Shape {
+    fn example(&self) -> usize {
+        self.channels * self.pixels
+    }
+    fn count(&self) -> f64 {
+        (self.batch * self.pixels) as f64
+    }
+}
+
+/// `f(channel)` for every channel, in parallel.
+fn per_channel(s: &Shape, f: impl Fn(usize) -> [f64; 2] + Sync + Send) -> Vec<[f64; 2]> {
+    (0..s.channels).into_par_iter().map(f).collect()
+}
+
+/// The rows of channel `c`, one per example.
+fn rows<'a>(s: &'a Shape, t: &'a [f32], c: usize) -> impl Iterator<Item = &'a [f32]> + 'a {
+    t.chunks_exact(s.example())
+        .map(move |e| &e[c * s.pixels..][..s.pixels])
+}
+
+/// Batch statistics and the normalised output: `(y, mean, biased variance)`.
+pub fn forward(
+    s: &Shape,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f64,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let count = s.count();
+    let stats = per_channel(s, |c| {
+        let mean = rows(s, x, c)
+            .flat_map(|r| r.iter())
+            .map(|&v| f64::from(v))
+            .sum::<f64>()
+            / count;
+        let var = rows(s, x, c)
+            .flat_map(|r| r.iter())
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / count;
+        [mean, var]
+    });
+    // y = x * scale + shift, with scale = gamma / sqrt(var + eps), shift = beta - mean * scale.
+    let coef: Vec<[f32; 2]> = stats
+        .iter()
+        .zip(gamma.iter().zip(beta))
+        .map(|(&[mean, var], (&g, &b))| {
+            let scale = f64::from(g) / (var + eps).sqrt();
+            [scale as f32, (f64::from(b) - mean * scale) as f32]
+        })
+        .collect();
+    let mut y = vec![0.0; x.len()];
+    y.par_chunks_mut(s.example())
+        .zip(x.par_chunks(s.example()))
+        .for_each(|(y, x)| {
+            for ((y, x), &[scale, shift]) in y
+                .chunks_exact_mut(s.pixels)
+                .zip(x.chunks_exact(s.pixels))
+                .zip(&coef)
+            {
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = x * scale + shift;
+                }
+            }
+        });
+    let mean = stats.iter().map(|s| s[0] as f32).collect();
+    let var = stats.iter().map(|s| s[1] as f32).collect();
+    (y, mean, var)
+}
+
+/// Gradients `(dx, dgamma, dbeta)` of the training-mode forward pass, from its batch `mean`
+/// and biased `var`.
+pub fn backward(
+    s: &Shape,
+    x: &[f32],
+    gamma: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    eps: f64,
+    dy: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let inv_std: Vec<f64> = var
+        .iter()
+        .map(|&v| 1.0 / (f64::from(v) + eps).sqrt())
+        .collect();
+    // Per channel: Σ dy and Σ dy · x̂.
+    let sums = per_channel(s, |c| {
+        let (m, k) = (f64::from(mean[c]), inv_std[c]);
+        rows(s, dy, c)
+            .zip(rows(s, x, c))
+            .fold([0.0, 0.0], |[sd, sdx], (dy, x)| {
+                let (a, b) = dy.iter().zip(x).fold((0.0f64, 0.0f64), |(a, b), (&d, &v)| {
+                    let d = f64::from(d);
+                    (a + d, b + d * (f64::from(v) - m) * k)
+                });
+                [sd + a, sdx + b]
+            })
+    });
+    // dx = gamma · inv_std · (dy − Σdy / count − x̂ · Σ(dy·x̂) / count), as dy · a + x · b + c.
+    let count = s.count();
+    let coef: Vec<[f32; 3]> = (0..s.channels)
+        .map(|c| {
+            let g = f64::from(gamma[c]) * inv_std[c];
+            let [sd, sdx] = sums[c];
+            let b = -g * inv_std[c] * sdx / count;
+            let c0 = -g * sd / count - b * f64::from(mean[c]);
+            [g as f32, b as f32, c0 as f32]
+        })
+        .collect();
+    let mut dx = vec![0.0; x.len()];
+    dx.par_chunks_mut(s.example())
+        .zip(dy.par_chunks(s.example()).zip(x.par_chunks(s.example())))
+        .for_each(|(dx, (dy, x))| {
+            let rows = dx
+                .chunks_exact_mut(s.pixels)
+                .zip(dy.chunks_exact(s.pixels).zip(x.chunks_exact(s.pixels)));
+            for ((dx, (dy, x)), &[a, b, c]) in rows.zip(&coef) {
+                for (o, (&d, &v)) in dx.iter_mut().zip(dy.iter().zip(x)) {
+                    *o = d * a + v * b + c;
+                }
+            }
+        });
+    let dgamma = sums.iter().map(|s| s[1] as f32).collect();
+    let dbeta = sums.iter().map(|s| s[0] as f32).collect();
+    (dx, dgamma, dbeta)
+}

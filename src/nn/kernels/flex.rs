@@ -1,0 +1,215 @@
+//! [`Kernels`] for the CPU backend (flex): f32 tensors go to our kernels, anything else (other
+//! dtypes, shapes the kernels do not cover) to flex's own operations.
+
+use burn::backend::Flex;
+use burn::tensor::ops::{ConvOptions, ModuleOps};
+use burn::tensor::{DType, TensorData, TensorMetadata};
+use burn_flex::FlexTensor;
+
+use super::{batchnorm, conv, Kernels};
+
+/// The kernels' view of a convolution, when they handle it.
+fn geometry(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    options: &ConvOptions<2>,
+) -> Option<conv::Geometry> {
+    let (xs, ws) = (x.shape(), weight.shape());
+    if x.dtype() != DType::F32
+        || weight.dtype() != DType::F32
+        || xs.num_dims() != 4
+        || ws.num_dims() != 4
+    {
+        return None;
+    }
+    let g = conv::Geometry {
+        batch: xs[0],
+        in_channels: xs[1],
+        height: xs[2],
+        width: xs[3],
+        out_channels: ws[0],
+        kernel: [ws[2], ws[3]],
+        stride: options.stride,
+        padding: options.padding,
+        dilation: options.dilation,
+        groups: options.groups,
+    };
+    let fits = g.groups > 0
+        && g.out_channels % g.groups == 0
+        && ws[1] * g.groups == g.in_channels
+        && g.stride.iter().chain(&g.dilation).all(|&v| v > 0)
+        && g.kernel.iter().all(|&k| k > 0)
+        && g.height + 2 * g.padding[0] > g.dilation[0] * (g.kernel[0] - 1)
+        && g.width + 2 * g.padding[1] > g.dilation[1] * (g.kernel[1] - 1);
+    fits.then_some(g)
+}
+
+/// The tensor, contiguous (copied only when it is a strided view).
+fn contiguous(t: FlexTensor) -> FlexTensor {
+    if t.as_slice::<f32>().is_some() {
+        t
+    } else {
+        t.to_contiguous()
+    }
+}
+
+fn values(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("a contiguous f32 tensor")
+}
+
+fn tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+fn is_f32(ts: &[&FlexTensor]) -> bool {
+    ts.iter().all(|t| t.dtype() == DType::F32)
+}
+
+/// `[n, c, h·w]` of a 4-D tensor.
+fn norm_shape(x: &FlexTensor) -> Option<batchnorm::Shape> {
+    let s = x.shape();
+    (s.num_dims() == 4).then(|| batchnorm::Shape {
+        batch: s[0],
+        channels: s[1],
+        pixels: s[2] * s[3],
+    })
+}
+
+impl Kernels for Flex {
+    fn conv2d_forward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: Option<FlexTensor>,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        let Some(g) = geometry(&x, &weight, &options).filter(|_| bias.iter().all(|b| is_f32(&[b])))
+        else {
+            return <Flex as ModuleOps<Flex>>::conv2d(x, weight, bias, options);
+        };
+        let (x, weight, bias) = (contiguous(x), contiguous(weight), bias.map(contiguous));
+        let y = conv::forward(&g, values(&x), values(&weight), bias.as_ref().map(values));
+        tensor(
+            y,
+            vec![g.batch, g.out_channels, g.out_height(), g.out_width()],
+        )
+    }
+
+    fn conv2d_input_grad(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        let Some(g) = geometry(&x, &weight, &options).filter(|_| is_f32(&[&output_grad])) else {
+            return <Flex as ModuleOps<Flex>>::conv2d_x_backward(x, weight, output_grad, options);
+        };
+        let (weight, dy) = (contiguous(weight), contiguous(output_grad));
+        tensor(
+            conv::backward_input(&g, values(&weight), values(&dy)),
+            x.shape().to_vec(),
+        )
+    }
+
+    fn conv2d_weight_grad(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        let Some(g) = geometry(&x, &weight, &options).filter(|_| is_f32(&[&output_grad])) else {
+            return <Flex as ModuleOps<Flex>>::conv2d_weight_backward(
+                x,
+                weight,
+                output_grad,
+                options,
+            );
+        };
+        let (x, dy) = (contiguous(x), contiguous(output_grad));
+        tensor(
+            conv::backward_weight(&g, values(&x), values(&dy)),
+            weight.shape().to_vec(),
+        )
+    }
+
+    fn conv2d_bias_grad(x: FlexTensor, bias: FlexTensor, output_grad: FlexTensor) -> FlexTensor {
+        match norm_shape(&output_grad).filter(|_| is_f32(&[&output_grad])) {
+            Some(s) => {
+                let dy = contiguous(output_grad);
+                tensor(
+                    conv::backward_bias(s.batch, s.channels, values(&dy)),
+                    bias.shape().to_vec(),
+                )
+            }
+            None => <Flex as ModuleOps<Flex>>::conv2d_bias_backward(x, bias, output_grad),
+        }
+    }
+
+    fn batchnorm_forward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        eps: f64,
+    ) -> [FlexTensor; 3] {
+        let Some(s) = norm_shape(&x).filter(|_| is_f32(&[&x, &gamma, &beta])) else {
+            let (y, mean, var) = super::generic::batchnorm_forward::<Flex>(
+                super::float(x),
+                super::float(gamma),
+                super::float(beta),
+                eps,
+            );
+            return [
+                y.into_primitive().tensor(),
+                mean.into_primitive().tensor(),
+                var.into_primitive().tensor(),
+            ];
+        };
+        let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
+        let (y, mean, var) = batchnorm::forward(&s, values(&x), values(&gamma), values(&beta), eps);
+        [
+            tensor(y, x.shape().to_vec()),
+            tensor(mean, vec![s.channels]),
+            tensor(var, vec![s.channels]),
+        ]
+    }
+
+    fn batchnorm_backward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        mean: FlexTensor,
+        var: FlexTensor,
+        eps: f64,
+        output_grad: FlexTensor,
+    ) -> [FlexTensor; 3] {
+        let Some(s) = norm_shape(&x).filter(|_| is_f32(&[&x, &gamma, &mean, &var, &output_grad]))
+        else {
+            let (dx, dgamma, dbeta) = super::generic::batchnorm_backward::<Flex>(
+                super::float(x),
+                super::float(gamma),
+                super::float(mean),
+                super::float(var),
+                eps,
+                super::float(output_grad),
+            );
+            return [
+                dx.into_primitive().tensor(),
+                dgamma.into_primitive().tensor(),
+                dbeta.into_primitive().tensor(),
+            ];
+        };
+        let [x, gamma, mean, var, dy] = [x, gamma, mean, var, output_grad].map(contiguous);
+        let (dx, dgamma, dbeta) = batchnorm::backward(
+            &s,
+            values(&x),
+            values(&gamma),
+            values(&mean),
+            values(&var),
+            eps,
+            values(&dy),
+        );
+        [
+            tensor(dx, x.shape().to_vec()),
+            tensor(dgamma, vec![s.channels]),
+            tensor(dbeta, vec![s.channels]),
+        ]
+    }
+}

@@ -1,0 +1,216 @@
+//! The operations lthc implements itself, through burn's extension points: 2-D convolution and
+//! training-mode batch norm, each with its gradients. [`Kernels`] is implemented by the CPU
+//! backend (flex) with our own kernels ([`conv`]: im2col + GEMM; [`batchnorm`]: no transposes),
+//! by other backends with burn's operations (the defaults), and by the autodiff decorator with
+//! an operation whose backward calls the inner backend's gradients ([`autodiff`]).
+//!
+//! `forward` goes through them unless [`reference`] asks for burn's plain operations, which
+//! tests use to check that both paths agree.
+
+mod autodiff;
+pub mod batchnorm;
+pub mod conv;
+mod flex;
+
+use std::cell::Cell;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::{ConvOptions, FloatTensor, ModuleOps};
+use burn::tensor::{Tensor, TensorPrimitive};
+
+/// A backend's convolution and batch norm, with their gradients.
+pub trait Kernels: Backend {
+    fn conv2d_forward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::conv2d(x, weight, bias, options)
+    }
+
+    fn conv2d_input_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::conv2d_x_backward(x, weight, output_grad, options)
+    }
+
+    fn conv2d_weight_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::conv2d_weight_backward(x, weight, output_grad, options)
+    }
+
+    fn conv2d_bias_grad(
+        x: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::conv2d_bias_backward(x, bias, output_grad)
+    }
+
+    /// Training-mode batch norm of `x` (`[n, c, h, w]`): `(y, batch mean, biased variance)`.
+    fn batchnorm_forward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        eps: f64,
+    ) -> [FloatTensor<Self>; 3] {
+        let (y, mean, var) =
+            generic::batchnorm_forward::<Self>(float(x), float(gamma), float(beta), eps);
+        [
+            y.into_primitive().tensor(),
+            mean.into_primitive().tensor(),
+            var.into_primitive().tensor(),
+        ]
+    }
+
+    /// `(dx, dgamma, dbeta)` of [`Kernels::batchnorm_forward`].
+    fn batchnorm_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        var: FloatTensor<Self>,
+        eps: f64,
+        output_grad: FloatTensor<Self>,
+    ) -> [FloatTensor<Self>; 3] {
+        let (dx, dgamma, dbeta) = generic::batchnorm_backward::<Self>(
+            float(x),
+            float(gamma),
+            float(mean),
+            float(var),
+            eps,
+            float(output_grad),
+        );
+        [
+            dx.into_primitive().tensor(),
+            dgamma.into_primitive().tensor(),
+            dbeta.into_primitive().tensor(),
+        ]
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl Kernels for burn::backend::Cuda {}
+
+fn float<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(t))
+}
+
+/// Batch norm in burn's tensor operations: the default for backends without kernels of their
+/// own, and what the CPU kernels are tested against.
+pub mod generic {
+    use burn::tensor::backend::Backend;
+    use burn::tensor::Tensor;
+
+    /// `[n, c, h, w]` as `[c, n·h·w]`, so that per-channel statistics are row reductions.
+    fn rows<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
+        let [n, c, h, w] = x.dims();
+        x.reshape([n, c, h * w])
+            .swap_dims(0, 1)
+            .reshape([c, n * h * w])
+    }
+
+    fn unrows<B: Backend>(t: Tensor<B, 2>, dims: [usize; 4]) -> Tensor<B, 4> {
+        let [n, c, h, w] = dims;
+        t.reshape([c, n, h * w]).swap_dims(0, 1).reshape(dims)
+    }
+
+    pub fn batchnorm_forward<B: Backend>(
+        x: Tensor<B, 4>,
+        gamma: Tensor<B, 1>,
+        beta: Tensor<B, 1>,
+        eps: f64,
+    ) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
+        let dims = x.dims();
+        let c = dims[1];
+        let t = rows(x);
+        let mean = t.clone().mean_dim(1);
+        let centered = t - mean.clone();
+        let var = (centered.clone() * centered.clone()).mean_dim(1);
+        let factor = (var.clone() + eps).sqrt().recip() * gamma.reshape([c, 1]);
+        let y = centered * factor + beta.reshape([c, 1]);
+        (unrows(y, dims), mean.reshape([c]), var.reshape([c]))
+    }
+
+    pub fn batchnorm_backward<B: Backend>(
+        x: Tensor<B, 4>,
+        gamma: Tensor<B, 1>,
+        mean: Tensor<B, 1>,
+        var: Tensor<B, 1>,
+        eps: f64,
+        dy: Tensor<B, 4>,
+    ) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
+        let dims = x.dims();
+        let c = dims[1];
+        let count = (dims[0] * dims[2] * dims[3]) as f64;
+        let inv_std = (var + eps).sqrt().recip().reshape([c, 1]);
+        let x_hat = (rows(x) - mean.reshape([c, 1])) * inv_std.clone();
+        let dy = rows(dy);
+        let sum_dy = dy.clone().sum_dim(1);
+        let sum_dy_xhat = (dy.clone() * x_hat.clone()).sum_dim(1);
+        let dx = (dy - sum_dy.clone() / count - x_hat * (sum_dy_xhat.clone() / count))
+            * (inv_std * gamma.reshape([c, 1]));
+        (
+            unrows(dx, dims),
+            sum_dy_xhat.reshape([c]),
+            sum_dy.reshape([c]),
+        )
+    }
+}
+
+thread_local! {
+    static REFERENCE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with burn's plain convolution and tensor-operation batch norm in `forward`, on this
+/// thread: the reference path the kernels are tested against.
+pub fn reference<R>(f: impl FnOnce() -> R) -> R {
+    let before = REFERENCE.with(|r| r.replace(true));
+    let out = f();
+    REFERENCE.with(|r| r.set(before));
+    out
+}
+
+pub(crate) fn use_reference() -> bool {
+    REFERENCE.with(Cell::get)
+}
+
+/// `conv2d` through the backend's [`Kernels`].
+pub fn conv2d<B: Kernels>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    bias: Option<Tensor<B, 1>>,
+    options: ConvOptions<2>,
+) -> Tensor<B, 4> {
+    let y = B::conv2d_forward(
+        x.into_primitive().tensor(),
+        weight.into_primitive().tensor(),
+        bias.map(|b| b.into_primitive().tensor()),
+        options,
+    );
+    float(y)
+}
+
+/// Training-mode batch norm through the backend's [`Kernels`]: `(y, batch mean, biased
+/// variance)`, the statistics detached.
+pub fn batchnorm<B: Kernels>(
+    x: Tensor<B, 4>,
+    gamma: Tensor<B, 1>,
+    beta: Tensor<B, 1>,
+    eps: f64,
+) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
+    let [y, mean, var] = B::batchnorm_forward(
+        x.into_primitive().tensor(),
+        gamma.into_primitive().tensor(),
+        beta.into_primitive().tensor(),
+        eps,
+    );
+    (float(y), float(mean), float(var))
+}

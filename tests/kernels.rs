@@ -1,0 +1,265 @@
+//! lthc's own convolution and batch-norm kernels against burn's plain operations: outputs and
+//! every gradient agree within a stated tolerance, on shapes that reach every branch (padding
+//! wider than the kernel's reach, strides, pointwise, groups, dilation, bias); results do not
+//! depend on the thread count; and a whole network's gradients agree with the reference path.
+
+mod common;
+
+use std::sync::Arc;
+
+use burn::backend::{Autodiff, Flex};
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Tensor, TensorData};
+use lthc::data::batch::Order;
+use lthc::nn::kernels;
+use lthc::rng::Rng;
+
+type A = Autodiff<Flex>;
+
+/// Largest difference allowed, relative to the largest magnitude of the reference (and at
+/// least 1): the kernels sum in another order (and in f64 for batch norm), so they differ from
+/// burn's f32 sums by rounding only.
+const TOLERANCE: f32 = 2e-5;
+
+fn random<const D: usize>(shape: [usize; D], seed: u64) -> Tensor<A, D> {
+    let mut rng = Rng::new(seed);
+    let n = shape.iter().product();
+    let v: Vec<f32> = (0..n)
+        .map(|_| (rng.next_f64() * 2.0 - 1.0) as f32)
+        .collect();
+    Tensor::from_data(TensorData::new(v, shape), &Default::default())
+}
+
+fn host<const D: usize>(t: Tensor<Flex, D>) -> Vec<f32> {
+    t.into_data().into_vec::<f32>().unwrap()
+}
+
+fn assert_close(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(
+        worst <= TOLERANCE * scale,
+        "{what}: differs by {worst} (scale {scale})"
+    );
+}
+
+/// Output and gradients of `sum(conv(x, w, b) * r)` for fixed random x, w, b, r.
+fn conv_run(
+    x: [usize; 4],
+    w: [usize; 4],
+    bias: bool,
+    opts: &ConvOptions<2>,
+    fast: bool,
+) -> Vec<Vec<f32>> {
+    let xt = random(x, 1).require_grad();
+    let wt = random(w, 2).require_grad();
+    let bt = bias.then(|| random([w[0]], 3).require_grad());
+    let y = if fast {
+        kernels::conv2d(xt.clone(), wt.clone(), bt.clone(), opts.clone())
+    } else {
+        conv2d(xt.clone(), wt.clone(), bt.clone(), opts.clone())
+    };
+    let r = random(y.dims(), 4);
+    let grads = (y.clone() * r).sum().backward();
+    let mut out = vec![
+        host(y.inner()),
+        host(xt.grad(&grads).unwrap()),
+        host(wt.grad(&grads).unwrap()),
+    ];
+    if let Some(b) = bt {
+        out.push(host(b.grad(&grads).unwrap()));
+    }
+    out
+}
+
+fn check_conv(x: [usize; 4], w: [usize; 4], bias: bool, opts: ConvOptions<2>) {
+    let fast = conv_run(x, w, bias, &opts, true);
+    let plain = conv_run(x, w, bias, &opts, false);
+    for (what, (f, p)) in [
+        "output",
+        "input gradient",
+        "weight gradient",
+        "bias gradient",
+    ]
+    .iter()
+    .zip(fast.iter().zip(&plain))
+    {
+        assert_close(&format!("{what} of {x:?} * {w:?} {opts:?}"), f, p);
+    }
+}
+
+#[test]
+fn convolution_agrees_with_burn() {
+    let o = |s: [usize; 2], p: [usize; 2], d: [usize; 2], g: usize| ConvOptions::new(s, p, d, g);
+    // 3x3 same-padding (ResNet, VGG) with bias.
+    check_conv(
+        [4, 3, 9, 9],
+        [8, 3, 3, 3],
+        true,
+        o([1, 1], [1, 1], [1, 1], 1),
+    );
+    // Strided 3x3 on a non-square input, no bias (ResNet stage entries).
+    check_conv(
+        [3, 8, 10, 7],
+        [6, 8, 3, 3],
+        false,
+        o([2, 2], [1, 1], [1, 1], 1),
+    );
+    // Pointwise: the input is its own column matrix.
+    check_conv(
+        [2, 6, 8, 8],
+        [5, 6, 1, 1],
+        false,
+        o([1, 1], [0, 0], [1, 1], 1),
+    );
+    // Strided 1x1 projection shortcut.
+    check_conv(
+        [2, 6, 8, 8],
+        [4, 6, 1, 1],
+        true,
+        o([2, 2], [0, 0], [1, 1], 1),
+    );
+    // Groups, unequal padding, dilation, a rectangular kernel.
+    check_conv(
+        [2, 4, 11, 11],
+        [6, 2, 5, 3],
+        true,
+        o([1, 2], [2, 1], [1, 2], 2),
+    );
+    // Padding wider than the input: rows and columns entirely outside.
+    check_conv(
+        [2, 3, 5, 5],
+        [4, 3, 7, 7],
+        false,
+        o([1, 1], [3, 3], [1, 1], 1),
+    );
+    // Stride larger than the kernel leaves pixels unused.
+    check_conv(
+        [1, 1, 7, 7],
+        [2, 1, 2, 2],
+        false,
+        o([3, 3], [0, 0], [1, 1], 1),
+    );
+    // The stem of ResNet-50 (7x7, stride 2, padding 3) on a small image.
+    check_conv(
+        [2, 3, 16, 16],
+        [4, 3, 7, 7],
+        false,
+        o([2, 2], [3, 3], [1, 1], 1),
+    );
+}
+
+/// Output, statistics and gradients of `sum(bn(x) * r)`.
+fn batchnorm_run(x: [usize; 4], fast: bool) -> Vec<Vec<f32>> {
+    let xt = (random(x, 5) * 3.0 + 0.5).detach().require_grad();
+    let gamma = random([x[1]], 6).require_grad();
+    let beta = random([x[1]], 7).require_grad();
+    let (y, mean, var) = if fast {
+        kernels::batchnorm(xt.clone(), gamma.clone(), beta.clone(), 1e-5)
+    } else {
+        kernels::generic::batchnorm_forward(xt.clone(), gamma.clone(), beta.clone(), 1e-5)
+    };
+    let r = random(y.dims(), 8);
+    let grads = (y.clone() * r).sum().backward();
+    vec![
+        host(y.inner()),
+        host(mean.inner()),
+        host(var.inner()),
+        host(xt.grad(&grads).unwrap()),
+        host(gamma.grad(&grads).unwrap()),
+        host(beta.grad(&grads).unwrap()),
+    ]
+}
+
+#[test]
+fn batch_norm_agrees_with_tensor_operations() {
+    // Images, and flat features as [n, f, 1, 1].
+    for x in [[8, 5, 6, 6], [16, 7, 1, 1], [2, 3, 4, 5]] {
+        let fast = batchnorm_run(x, true);
+        let plain = batchnorm_run(x, false);
+        let names = [
+            "output",
+            "mean",
+            "variance",
+            "input gradient",
+            "scale gradient",
+            "shift gradient",
+        ];
+        for (what, (f, p)) in names.iter().zip(fast.iter().zip(&plain)) {
+            assert_close(&format!("{what} of {x:?}"), f, p);
+        }
+    }
+}
+
+#[test]
+fn kernels_do_not_depend_on_the_thread_count() {
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut out = conv_run(
+                [20, 4, 8, 8],
+                [6, 4, 3, 3],
+                true,
+                &ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
+                true,
+            );
+            out.extend(batchnorm_run([20, 4, 8, 8], true));
+            out
+        })
+    };
+    let one = run(1);
+    assert_eq!(one, run(2), "1 vs 2 threads");
+    assert_eq!(one, run(3), "1 vs 3 threads");
+}
+
+#[test]
+fn a_residual_network_has_the_reference_gradients() {
+    let defs = "network tinyres on [1, 6, 6] {\n  conv(4, 3, padding: 1, bias: false), batchnorm, relu\n  residual {\n    conv(4, 3, padding: 1, bias: false), batchnorm, relu\n    conv(4, 3, padding: 1, bias: false), batchnorm\n  }\n  relu\n  residual {\n    conv(8, 3, stride: 2, padding: 1, bias: false), batchnorm, relu\n    conv(8, 3, padding: 1), batchnorm\n    shortcut { conv(8, 1, stride: 2, bias: false), batchnorm }\n  }\n  relu, global_avgpool, dense(2)\n}\n";
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = common::tiny_idx(&dir.path().join("tiny"), 64, 10);
+    let src = format!("{defs}{dataset}\nexperiment e {{\n  network = tinyres\n  data = tiny\n  train = {{ optimizer = sgd(lr: 0.1, momentum: 0.9), batch = 32, duration = 10 it }}\n}}\n");
+    let (_, checked, diags) = common::check_one(&src);
+    assert!(
+        diags.is_empty(),
+        "{:?}",
+        diags.iter().map(|d| &d.message).collect::<Vec<_>>()
+    );
+    let e = checked.experiments[0].clone();
+    let data = Arc::new(lthc::data::load(&e.dataset, dir.path(), false).unwrap());
+    let state = lthc::train::fresh_state(&e.network, &e.recipe, 1, 0);
+    let order = Order {
+        seed: 1,
+        copy: 0,
+        batch: 32,
+    };
+    let grads = || {
+        lthc::train::gradients::<A>(
+            &e.network,
+            &e.recipe,
+            &data,
+            order,
+            &state,
+            &Default::default(),
+        )
+        .unwrap()
+    };
+    let fast = grads();
+    let plain = kernels::reference(grads);
+    assert_eq!(fast.len(), plain.len());
+    for (i, (f, p)) in fast.iter().zip(&plain).enumerate() {
+        assert_close(&format!("gradient of parameter {i}"), f, p);
+    }
+    assert!(
+        plain.iter().flatten().any(|g| *g != 0.0),
+        "the gradients are not all zero"
+    );
+}
