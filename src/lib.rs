@@ -18,3 +18,9 @@ pub mod rng;
 pub mod stdlib;
 pub mod store;
 pub mod train;
+
+/// mimalloc keeps freed blocks of every size for reuse. A training step frees and allocates
+/// tensors of the same sizes every step; glibc's allocator returns large ones to the kernel and
+/// pays page faults and zeroing to get them back.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

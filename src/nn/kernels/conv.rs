@@ -281,8 +281,51 @@ pub fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<
     y
 }
 
-/// The gradient with respect to the input: `col2im(wᵀ · dy)` per example.
+/// For stride 1 without dilation, the input gradient is itself a convolution: of `dy` padded
+/// by `k - 1 - p`, with the kernel flipped and its channel axes swapped. That runs on the
+/// forward pass's GEMM shape instead of a thin product (k = output channels) and a scatter.
+fn transposed(g: &Geometry) -> Option<Geometry> {
+    let fits =
+        g.stride == [1, 1] && g.dilation == [1, 1] && (0..2).all(|i| g.padding[i] < g.kernel[i]);
+    fits.then(|| Geometry {
+        in_channels: g.out_channels,
+        height: g.out_height(),
+        width: g.out_width(),
+        out_channels: g.in_channels,
+        padding: [
+            g.kernel[0] - 1 - g.padding[0],
+            g.kernel[1] - 1 - g.padding[1],
+        ],
+        ..*g
+    })
+}
+
+/// `w` (`[oc, c / groups, kh, kw]`) as the kernel of [`transposed`]: `[c, oc / groups, kh, kw]`,
+/// flipped in both spatial axes.
+fn flip_transpose(g: &Geometry, w: &[f32]) -> Vec<f32> {
+    let (cg, ocg) = (g.in_channels / g.groups, g.group_out_channels());
+    let kk = g.kernel[0] * g.kernel[1];
+    let mut out = vec![0.0; w.len()];
+    for grp in 0..g.groups {
+        for oc in 0..ocg {
+            for c in 0..cg {
+                let src = &w[((grp * ocg + oc) * cg + c) * kk..][..kk];
+                let dst = &mut out[((grp * cg + c) * ocg + oc) * kk..][..kk];
+                for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+                    *d = *s;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The gradient with respect to the input: a convolution of `dy` where [`transposed`] allows,
+/// otherwise `col2im(wᵀ · dy)` per example.
 pub fn backward_input(g: &Geometry, w: &[f32], dy: &[f32]) -> Vec<f32> {
+    if let Some(t) = transposed(g) {
+        return forward(&t, dy, &flip_transpose(g, w), None);
+    }
     let mut dx = vec![0.0; g.batch * g.in_len()];
     let (rows, ocg, plane) = (g.group_rows(), g.group_out_channels(), g.out_plane());
     let columns = |dcol: &mut [f32], dy: &[f32]| {
