@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::nn::TrainBackend;
+use crate::train::TrainBackend;
 use serde_json::Value;
 
 use super::commands::{checked, emit};

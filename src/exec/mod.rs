@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::nn::TrainBackend;
+use crate::train::TrainBackend;
 
 use crate::check::DatasetSpec;
 use crate::data::{self, DataError, Dataset};

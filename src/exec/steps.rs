@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::nn::TrainBackend;
+use crate::train::TrainBackend;
 use serde_json::json;
 
 use super::{io_err, ExecError, Executor};

@@ -7,14 +7,7 @@ mod forward;
 mod init;
 pub mod kernels;
 
-use burn::tensor::backend::AutodiffBackend;
-
 use crate::check::netspec::{Layer, NetSpec, Op};
-
-/// A backend lthc trains on: autodiff over an inner backend, both with our kernels.
-pub trait TrainBackend: AutodiffBackend<InnerBackend: Kernels> + Kernels {}
-
-impl<B: AutodiffBackend<InnerBackend: Kernels> + Kernels> TrainBackend for B {}
 
 pub use forward::{forward, Output};
 pub use init::initial_values;

@@ -19,6 +19,62 @@ pub fn slots(opt: &Optimizer) -> usize {
     }
 }
 
+/// One optimizer step's numbers: the rule, this step's learning rate, weight decay, and the
+/// step count `t` (from 1; Adam's bias correction).
+#[derive(Clone, Copy, Debug)]
+pub struct Step<'a> {
+    pub optimizer: &'a Optimizer,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub t: u64,
+}
+
+/// A backend's masked optimizer update. The default is the chain of tensor operations
+/// ([`masked_update`]); the CPU backend fuses it into one in-place pass per parameter
+/// (`train::fused`), with bit-identical results.
+pub trait Update: Backend {
+    fn masked_update(
+        step: &Step,
+        p: Tensor<Self, 1>,
+        g: Tensor<Self, 1>,
+        slots: &mut [Tensor<Self, 1>],
+        mask: Option<&Tensor<Self, 1>>,
+    ) -> Tensor<Self, 1> {
+        masked_update(step, p, g, slots, mask)
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl Update for burn::backend::Cuda {}
+
+/// The reference update: the gradient masked, [`update`], the result masked again so that
+/// pruned weights stay exactly zero whatever the optimizer's state says.
+pub fn masked_update<B: Backend>(
+    step: &Step,
+    p: Tensor<B, 1>,
+    g: Tensor<B, 1>,
+    slots: &mut [Tensor<B, 1>],
+    mask: Option<&Tensor<B, 1>>,
+) -> Tensor<B, 1> {
+    let g = match mask {
+        Some(m) => g * m.clone(),
+        None => g,
+    };
+    let updated = update(
+        step.optimizer,
+        step.lr,
+        step.weight_decay,
+        p,
+        g,
+        slots,
+        step.t,
+    );
+    match mask {
+        Some(m) => updated * m.clone(),
+        None => updated,
+    }
+}
+
 /// One update of parameter `p` with gradient `g`. `t` counts steps from 1 (Adam's bias
 /// correction); `slots` is this parameter's state, updated in place.
 pub fn update<B: Backend>(

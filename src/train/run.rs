@@ -4,10 +4,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::nn::TrainBackend;
+use crate::train::TrainBackend;
 use burn::tensor::{activation, Tensor, TensorData};
 
-use super::optim;
+use super::optim::{self, Update};
 use super::schedule::learning_rate;
 use super::state::{download, DeviceState, State};
 use crate::check::{NetSpec, RecipeSpec};
@@ -218,29 +218,21 @@ pub fn train<B: TrainBackend>(
         );
         let (params, loss, logits) = (step.params, step.loss, step.logits);
         let grads = loss.backward();
-        let lr = learning_rate(job.recipe, it);
+        let gradients: Vec<_> = params.iter().map(|p| p.grad(&grads)).collect();
+        // The autodiff leaves share the parameters' storage: dropped, the update runs in place.
+        drop((params, grads));
+        let rule = optim::Step {
+            optimizer: &job.recipe.optimizer,
+            lr: learning_rate(job.recipe, it),
+            weight_decay: job.recipe.weight_decay,
+            t: s.steps + 1,
+        };
         s.steps += 1;
-        for (i, p) in params.iter().enumerate() {
-            let Some(mut g) = p.grad(&grads) else {
-                continue;
-            };
-            if let Some(m) = &s.masks[i] {
-                g = g * m.clone();
-            }
-            let mut updated = optim::update(
-                &job.recipe.optimizer,
-                lr,
-                job.recipe.weight_decay,
-                s.params[i].clone(),
-                g,
-                &mut s.slots[i],
-                s.steps,
-            );
-            if let Some(m) = &s.masks[i] {
-                // Pruned weights stay exactly zero whatever the optimizer's state says.
-                updated = updated * m.clone();
-            }
-            s.params[i] = updated;
+        for (i, g) in gradients.into_iter().enumerate() {
+            let Some(g) = g else { continue };
+            let p = std::mem::replace(&mut s.params[i], Tensor::empty([0], device));
+            s.params[i] =
+                B::InnerBackend::masked_update(&rule, p, g, &mut s.slots[i], s.masks[i].as_ref());
         }
         s.buffers = step.buffers.into_iter().map(|b| b.inner()).collect();
         s.iteration = it + 1;
