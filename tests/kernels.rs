@@ -1,4 +1,4 @@
-//! lthc's own convolution and batch-norm kernels against burn's plain operations: outputs and
+//! lthc's own dense, convolution and batch-norm kernels against burn's plain operations: outputs and
 //! every gradient agree within a stated tolerance, on shapes that reach every branch (padding
 //! wider than the kernel's reach, strides, pointwise, groups, dilation, bias); results do not
 //! depend on the thread count; and a whole network's gradients agree with the reference path.
@@ -153,6 +153,53 @@ fn convolution_agrees_with_burn() {
         false,
         o([2, 2], [3, 3], [1, 1], 1),
     );
+}
+
+/// Output and gradients of `sum((x · wᵀ + b) * r)`.
+fn dense_run(n: usize, inputs: usize, outputs: usize, bias: bool, fast: bool) -> Vec<Vec<f32>> {
+    let x = random([n, inputs], 11).require_grad();
+    let w = random([outputs, inputs], 12).require_grad();
+    let b = bias.then(|| random([outputs], 13).require_grad());
+    let y = if fast {
+        kernels::linear(x.clone(), w.clone(), b.clone())
+    } else {
+        let y = x.clone().matmul(w.clone().transpose());
+        match &b {
+            Some(b) => y + b.clone().unsqueeze_dim(0),
+            None => y,
+        }
+    };
+    let r = random(y.dims(), 14);
+    let grads = (y.clone() * r).sum().backward();
+    let mut out = vec![
+        host(y.inner()),
+        host(x.grad(&grads).unwrap()),
+        host(w.grad(&grads).unwrap()),
+    ];
+    if let Some(b) = b {
+        out.push(host(b.grad(&grads).unwrap()));
+    }
+    out
+}
+
+#[test]
+fn dense_layers_agree_with_burn() {
+    // Batches and outputs that are not multiples of the kernel's 32-row blocks.
+    for (n, i, o, bias) in [(60, 50, 30, true), (70, 33, 65, false), (1, 7, 3, true)] {
+        let fast = dense_run(n, i, o, bias, true);
+        let plain = dense_run(n, i, o, bias, false);
+        for (what, (f, p)) in [
+            "output",
+            "input gradient",
+            "weight gradient",
+            "bias gradient",
+        ]
+        .iter()
+        .zip(fast.iter().zip(&plain))
+        {
+            assert_close(&format!("{what} of [{n}, {i}] -> {o}"), f, p);
+        }
+    }
 }
 
 /// Output, statistics and gradients of `sum(bn(x) * r)`.

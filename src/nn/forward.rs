@@ -113,11 +113,15 @@ impl<B: Kernels> Runner<'_, B> {
                 bias,
             } => {
                 let w = self.param().reshape([*outputs as usize, *inputs as usize]);
-                let mut y = x.flat().matmul(w.transpose());
-                if *bias {
-                    y = y + self.param().unsqueeze_dim(0);
+                let b = bias.then(|| self.param());
+                if !kernels::use_reference() {
+                    return Act::Flat(kernels::linear(x.flat(), w, b));
                 }
-                Act::Flat(y)
+                let y = x.flat().matmul(w.transpose());
+                Act::Flat(match b {
+                    Some(b) => y + b.unsqueeze_dim(0),
+                    None => y,
+                })
             }
             Op::Conv {
                 in_channels,

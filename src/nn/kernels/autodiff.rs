@@ -51,6 +51,41 @@ impl<B: Kernels, const N: usize> Backward<B, N> for Conv2dBackward {
 }
 
 #[derive(Debug)]
+struct LinearBackward;
+
+impl<B: Kernels, const N: usize> Backward<B, N> for LinearBackward {
+    /// Checkpointed input and weight.
+    type State = (NodeId, NodeId);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, N>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let dy = grads.consume::<B>(&ops.node);
+        let (x_id, weight_id) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_id);
+        let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_id);
+        let mut parents = ops.parents.into_iter();
+        let (x_node, weight_node, bias_node) = (
+            parents.next().flatten(),
+            parents.next().flatten(),
+            parents.next().flatten(),
+        );
+        if let Some(node) = bias_node {
+            grads.register::<B>(node.id, B::linear_bias_grad(dy.clone()));
+        }
+        if let Some(node) = weight_node {
+            grads.register::<B>(node.id, B::linear_weight_grad(x, dy.clone()));
+        }
+        if let Some(node) = x_node {
+            grads.register::<B>(node.id, B::linear_input_grad(weight, dy));
+        }
+    }
+}
+
+#[derive(Debug)]
 struct BatchNormBackward;
 
 impl<B: Kernels> Backward<B, 3> for BatchNormBackward {
@@ -78,6 +113,52 @@ impl<B: Kernels> Backward<B, 3> for BatchNormBackward {
 }
 
 impl<B: Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
+    fn linear_forward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+    ) -> FloatTensor<Self> {
+        let parents = match &bias {
+            Some(b) => vec![x.node.clone(), weight.node.clone(), b.node.clone()],
+            None => vec![x.node.clone(), weight.node.clone()],
+        };
+        match <[_; 3]>::try_from(parents) {
+            Ok(three) => match LinearBackward
+                .prepare::<C>(three)
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(mut prep) => {
+                    let state = (prep.checkpoint(&x), prep.checkpoint(&weight));
+                    prep.finish(
+                        state,
+                        B::linear_forward(x.primitive, weight.primitive, bias.map(|b| b.primitive)),
+                    )
+                }
+                OpsKind::UnTracked(prep) => prep.finish(B::linear_forward(
+                    x.primitive,
+                    weight.primitive,
+                    bias.map(|b| b.primitive),
+                )),
+            },
+            Err(two) => {
+                let two: [_; 2] = two.try_into().expect("input and weight");
+                match LinearBackward.prepare::<C>(two).compute_bound().stateful() {
+                    OpsKind::Tracked(mut prep) => {
+                        let state = (prep.checkpoint(&x), prep.checkpoint(&weight));
+                        prep.finish(
+                            state,
+                            B::linear_forward(x.primitive, weight.primitive, None),
+                        )
+                    }
+                    OpsKind::UnTracked(prep) => {
+                        prep.finish(B::linear_forward(x.primitive, weight.primitive, None))
+                    }
+                }
+            }
+        }
+    }
+
     fn conv2d_forward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

@@ -3,7 +3,7 @@
 //! fixed order; the normalisation runs in parallel over examples. Deterministic whatever the
 //! thread count.
 
-use rayon::prelude::*;
+use super::parallel;
 
 /// `[batch, channels, pixels]` of a batch-norm input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,7 +24,12 @@ impl Shape {
 
 /// `f(channel)` for every channel, in parallel.
 fn per_channel(s: &Shape, f: impl Fn(usize) -> [f64; 2] + Sync + Send) -> Vec<[f64; 2]> {
-    (0..s.channels).into_par_iter().map(f).collect()
+    parallel::map(split(s), s.channels, f)
+}
+
+/// Whether to split: the work is a few passes over the input.
+fn split(s: &Shape) -> bool {
+    parallel::worth(s.batch * s.example(), 1 << 16)
 }
 
 /// The rows of channel `c`, one per example.
@@ -65,19 +70,18 @@ pub fn forward(
         })
         .collect();
     let mut y = vec![0.0; x.len()];
-    y.par_chunks_mut(s.example())
-        .zip(x.par_chunks(s.example()))
-        .for_each(|(y, x)| {
-            for ((y, x), &[scale, shift]) in y
-                .chunks_exact_mut(s.pixels)
-                .zip(x.chunks_exact(s.pixels))
-                .zip(&coef)
-            {
-                for (y, &x) in y.iter_mut().zip(x) {
-                    *y = x * scale + shift;
-                }
+    parallel::for_chunks(split(s), &mut y, s.example(), |i, y| {
+        let x = &x[i * s.example()..][..s.example()];
+        for ((y, x), &[scale, shift]) in y
+            .chunks_exact_mut(s.pixels)
+            .zip(x.chunks_exact(s.pixels))
+            .zip(&coef)
+        {
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y = x * scale + shift;
             }
-        });
+        }
+    });
     let mean = stats.iter().map(|s| s[0] as f32).collect();
     let var = stats.iter().map(|s| s[1] as f32).collect();
     (y, mean, var)
@@ -123,18 +127,20 @@ pub fn backward(
         })
         .collect();
     let mut dx = vec![0.0; x.len()];
-    dx.par_chunks_mut(s.example())
-        .zip(dy.par_chunks(s.example()).zip(x.par_chunks(s.example())))
-        .for_each(|(dx, (dy, x))| {
-            let rows = dx
-                .chunks_exact_mut(s.pixels)
-                .zip(dy.chunks_exact(s.pixels).zip(x.chunks_exact(s.pixels)));
-            for ((dx, (dy, x)), &[a, b, c]) in rows.zip(&coef) {
-                for (o, (&d, &v)) in dx.iter_mut().zip(dy.iter().zip(x)) {
-                    *o = d * a + v * b + c;
-                }
+    parallel::for_chunks(split(s), &mut dx, s.example(), |i, dx| {
+        let (dy, x) = (
+            &dy[i * s.example()..][..s.example()],
+            &x[i * s.example()..][..s.example()],
+        );
+        let rows = dx
+            .chunks_exact_mut(s.pixels)
+            .zip(dy.chunks_exact(s.pixels).zip(x.chunks_exact(s.pixels)));
+        for ((dx, (dy, x)), &[a, b, c]) in rows.zip(&coef) {
+            for (o, (&d, &v)) in dx.iter_mut().zip(dy.iter().zip(x)) {
+                *o = d * a + v * b + c;
             }
-        });
+        }
+    });
     let dgamma = sums.iter().map(|s| s[1] as f32).collect();
     let dbeta = sums.iter().map(|s| s[0] as f32).collect();
     (dx, dgamma, dbeta)

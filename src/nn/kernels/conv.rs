@@ -5,7 +5,8 @@
 
 use std::cell::RefCell;
 
-use rayon::prelude::*;
+use super::gemm::{matmul, Mat};
+use super::parallel;
 
 /// The shape of one convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,72 +166,6 @@ fn col2im(g: &Geometry, col: &[f32], dx: &mut [f32]) {
     }
 }
 
-/// A row-major or transposed view of a matrix in a slice.
-#[derive(Clone, Copy)]
-struct Mat<'a> {
-    data: &'a [f32],
-    rows: usize,
-    cols: usize,
-    row_stride: usize,
-    col_stride: usize,
-}
-
-impl<'a> Mat<'a> {
-    fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        Mat {
-            data,
-            rows,
-            cols,
-            row_stride: cols,
-            col_stride: 1,
-        }
-    }
-    fn t(self) -> Self {
-        Mat {
-            rows: self.cols,
-            cols: self.rows,
-            row_stride: self.col_stride,
-            col_stride: self.row_stride,
-            ..self
-        }
-    }
-    fn fits(&self) -> bool {
-        self.rows == 0
-            || self.cols == 0
-            || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride
-                < self.data.len()
-    }
-}
-
-/// `dst (row-major [a.rows, b.cols]) = a · b`, or `+= a · b` when `accumulate`.
-fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
-    assert!(a.cols == b.rows && a.fits() && b.fits() && dst.len() >= a.rows * b.cols);
-    // SAFETY: the asserts above keep every index gemm reads or writes inside the slices.
-    unsafe {
-        gemm::gemm(
-            a.rows,
-            b.cols,
-            a.cols,
-            dst.as_mut_ptr(),
-            1,
-            b.cols as isize,
-            accumulate,
-            a.data.as_ptr(),
-            a.col_stride as isize,
-            a.row_stride as isize,
-            b.data.as_ptr(),
-            b.col_stride as isize,
-            b.row_stride as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-}
-
 thread_local! {
     /// Each worker's im2col buffer, kept between calls (a ResNet-20 step needs dozens).
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
@@ -262,22 +197,22 @@ fn with_columns<R>(g: &Geometry, x: &[f32], f: impl FnOnce(&[f32]) -> R) -> R {
 pub fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let mut y = vec![0.0; g.batch * g.out_len()];
     let (rows, ocg, plane) = (g.group_rows(), g.group_out_channels(), g.out_plane());
-    y.par_chunks_mut(g.out_len())
-        .zip(x.par_chunks(g.in_len()))
-        .for_each(|(y, x)| {
-            with_columns(g, x, |col| {
-                for grp in 0..g.groups {
-                    let w = Mat::new(&w[grp * ocg * rows..][..ocg * rows], ocg, rows);
-                    let col = Mat::new(&col[grp * rows * plane..][..rows * plane], rows, plane);
-                    matmul(&mut y[grp * ocg * plane..][..ocg * plane], w, col, false);
-                }
-            });
-            if let Some(b) = bias {
-                for (out, b) in y.chunks_exact_mut(plane).zip(b) {
-                    out.iter_mut().for_each(|v| *v += b);
-                }
+    let split = parallel::worth(g.batch, 2);
+    parallel::for_chunks(split, &mut y, g.out_len(), |i, y| {
+        let x = &x[i * g.in_len()..][..g.in_len()];
+        with_columns(g, x, |col| {
+            for grp in 0..g.groups {
+                let w = Mat::new(&w[grp * ocg * rows..][..ocg * rows], ocg, rows);
+                let col = Mat::new(&col[grp * rows * plane..][..rows * plane], rows, plane);
+                matmul(&mut y[grp * ocg * plane..][..ocg * plane], w, col, false);
             }
         });
+        if let Some(b) = bias {
+            for (out, b) in y.chunks_exact_mut(plane).zip(b) {
+                out.iter_mut().for_each(|v| *v += b);
+            }
+        }
+    });
     y
 }
 
@@ -340,18 +275,18 @@ pub fn backward_input(g: &Geometry, w: &[f32], dy: &[f32]) -> Vec<f32> {
             );
         }
     };
-    dx.par_chunks_mut(g.in_len())
-        .zip(dy.par_chunks(g.out_len()))
-        .for_each(|(dx, dy)| {
-            if g.is_pointwise() {
-                columns(dx, dy);
-            } else {
-                with_scratch(g.col_len(), |dcol| {
-                    columns(dcol, dy);
-                    col2im(g, dcol, dx);
-                });
-            }
-        });
+    let split = parallel::worth(g.batch, 2);
+    parallel::for_chunks(split, &mut dx, g.in_len(), |i, dx| {
+        let dy = &dy[i * g.out_len()..][..g.out_len()];
+        if g.is_pointwise() {
+            columns(dx, dy);
+        } else {
+            with_scratch(g.col_len(), |dcol| {
+                columns(dcol, dy);
+                col2im(g, dcol, dx);
+            });
+        }
+    });
     dx
 }
 
@@ -362,26 +297,27 @@ const WEIGHT_CHUNK: usize = 8;
 /// The gradient with respect to the weights: `Σ_examples dy · im2col(x)ᵀ`.
 pub fn backward_weight(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (rows, ocg, plane) = (g.group_rows(), g.group_out_channels(), g.out_plane());
-    let partials: Vec<Vec<f32>> = x
-        .par_chunks(g.in_len() * WEIGHT_CHUNK)
-        .zip(dy.par_chunks(g.out_len() * WEIGHT_CHUNK))
-        .map(|(xs, dys)| {
-            let mut dw = vec![0.0; g.weight_len()];
-            for (x, dy) in xs
-                .chunks_exact(g.in_len())
-                .zip(dys.chunks_exact(g.out_len()))
-            {
-                with_columns(g, x, |col| {
-                    for grp in 0..g.groups {
-                        let dy = Mat::new(&dy[grp * ocg * plane..][..ocg * plane], ocg, plane);
-                        let col = Mat::new(&col[grp * rows * plane..][..rows * plane], rows, plane);
-                        matmul(&mut dw[grp * ocg * rows..][..ocg * rows], dy, col.t(), true);
-                    }
-                });
-            }
-            dw
-        })
-        .collect();
+    let chunks = g.batch.div_ceil(WEIGHT_CHUNK);
+    let partials: Vec<Vec<f32>> = parallel::map(parallel::worth(chunks, 2), chunks, |i| {
+        let first = i * WEIGHT_CHUNK;
+        let n = WEIGHT_CHUNK.min(g.batch - first);
+        let xs = &x[first * g.in_len()..][..n * g.in_len()];
+        let dys = &dy[first * g.out_len()..][..n * g.out_len()];
+        let mut dw = vec![0.0; g.weight_len()];
+        for (x, dy) in xs
+            .chunks_exact(g.in_len())
+            .zip(dys.chunks_exact(g.out_len()))
+        {
+            with_columns(g, x, |col| {
+                for grp in 0..g.groups {
+                    let dy = Mat::new(&dy[grp * ocg * plane..][..ocg * plane], ocg, plane);
+                    let col = Mat::new(&col[grp * rows * plane..][..rows * plane], rows, plane);
+                    matmul(&mut dw[grp * ocg * rows..][..ocg * rows], dy, col.t(), true);
+                }
+            });
+        }
+        dw
+    });
     let mut dw = vec![0.0; g.weight_len()];
     for p in partials {
         dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);

@@ -6,7 +6,7 @@ use burn::tensor::ops::{ConvOptions, ModuleOps};
 use burn::tensor::{DType, TensorData, TensorMetadata};
 use burn_flex::FlexTensor;
 
-use super::{batchnorm, conv, Kernels};
+use super::{batchnorm, conv, dense, Kernels};
 
 /// The kernels' view of a convolution, when they handle it.
 fn geometry(
@@ -75,7 +75,88 @@ fn norm_shape(x: &FlexTensor) -> Option<batchnorm::Shape> {
     })
 }
 
+/// `[n, inputs] · [outputs, inputs]ᵀ` when both are f32 matrices that fit.
+fn dense_shape(x: &FlexTensor, weight: &FlexTensor) -> Option<dense::Shape> {
+    let (xs, ws) = (x.shape(), weight.shape());
+    let fits = is_f32(&[x, weight]) && xs.num_dims() == 2 && ws.num_dims() == 2 && xs[1] == ws[1];
+    fits.then(|| dense::Shape {
+        batch: xs[0],
+        inputs: xs[1],
+        outputs: ws[0],
+    })
+}
+
 impl Kernels for Flex {
+    fn linear_forward(x: FlexTensor, weight: FlexTensor, bias: Option<FlexTensor>) -> FlexTensor {
+        let shape = dense_shape(&x, &weight).filter(|_| bias.iter().all(|b| is_f32(&[b])));
+        let Some(s) = shape else {
+            let y = super::float::<Flex, 2>(x).matmul(super::float::<Flex, 2>(weight).transpose());
+            let y = match bias {
+                Some(b) => y + super::float::<Flex, 1>(b).unsqueeze_dim(0),
+                None => y,
+            };
+            return y.into_primitive().tensor();
+        };
+        let (x, weight, bias) = (contiguous(x), contiguous(weight), bias.map(contiguous));
+        let y = dense::forward(&s, values(&x), values(&weight), bias.as_ref().map(values));
+        tensor(y, vec![s.batch, s.outputs])
+    }
+
+    fn linear_input_grad(weight: FlexTensor, output_grad: FlexTensor) -> FlexTensor {
+        if !is_f32(&[&weight, &output_grad]) {
+            return super::float::<Flex, 2>(output_grad)
+                .matmul(super::float(weight))
+                .into_primitive()
+                .tensor();
+        }
+        let (w, dy) = (contiguous(weight), contiguous(output_grad));
+        let s = dense::Shape {
+            batch: dy.shape()[0],
+            inputs: w.shape()[1],
+            outputs: w.shape()[0],
+        };
+        tensor(
+            dense::backward_input(&s, values(&w), values(&dy)),
+            vec![s.batch, s.inputs],
+        )
+    }
+
+    fn linear_weight_grad(x: FlexTensor, output_grad: FlexTensor) -> FlexTensor {
+        if !is_f32(&[&x, &output_grad]) {
+            let dy = super::float::<Flex, 2>(output_grad);
+            return dy
+                .transpose()
+                .matmul(super::float(x))
+                .into_primitive()
+                .tensor();
+        }
+        let (x, dy) = (contiguous(x), contiguous(output_grad));
+        let s = dense::Shape {
+            batch: x.shape()[0],
+            inputs: x.shape()[1],
+            outputs: dy.shape()[1],
+        };
+        tensor(
+            dense::backward_weight(&s, values(&x), values(&dy)),
+            vec![s.outputs, s.inputs],
+        )
+    }
+
+    fn linear_bias_grad(output_grad: FlexTensor) -> FlexTensor {
+        if !is_f32(&[&output_grad]) {
+            let dy = super::float::<Flex, 2>(output_grad);
+            let outputs = dy.dims()[1];
+            return dy.sum_dim(0).reshape([outputs]).into_primitive().tensor();
+        }
+        let dy = contiguous(output_grad);
+        let s = dense::Shape {
+            batch: dy.shape()[0],
+            inputs: 0,
+            outputs: dy.shape()[1],
+        };
+        tensor(dense::backward_bias(&s, values(&dy)), vec![s.outputs])
+    }
+
     fn conv2d_forward(
         x: FlexTensor,
         weight: FlexTensor,

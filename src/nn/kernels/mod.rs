@@ -1,6 +1,7 @@
-//! The operations lthc implements itself, through burn's extension points: 2-D convolution and
-//! training-mode batch norm, each with its gradients. [`Kernels`] is implemented by the CPU
-//! backend (flex) with our own kernels ([`conv`]: im2col + GEMM; [`batchnorm`]: no transposes),
+//! The operations lthc implements itself, through burn's extension points: dense layers, 2-D
+//! convolution and training-mode batch norm, each with its gradients. [`Kernels`] is
+//! implemented by the CPU backend (flex) with our own kernels ([`dense`]: strided GEMM, no
+//! transposed copies; [`conv`]: im2col + GEMM; [`batchnorm`]: no transposes),
 //! by other backends with burn's operations (the defaults), and by the autodiff decorator with
 //! an operation whose backward calls the inner backend's gradients ([`autodiff`]).
 //!
@@ -10,7 +11,10 @@
 mod autodiff;
 pub mod batchnorm;
 pub mod conv;
+pub mod dense;
 mod flex;
+mod gemm;
+mod parallel;
 
 use std::cell::Cell;
 
@@ -18,8 +22,46 @@ use burn::tensor::backend::Backend;
 use burn::tensor::ops::{ConvOptions, FloatTensor, ModuleOps};
 use burn::tensor::{Tensor, TensorPrimitive};
 
-/// A backend's convolution and batch norm, with their gradients.
+/// A backend's dense layer, convolution and batch norm, with their gradients.
 pub trait Kernels: Backend {
+    /// `y = x · wᵀ + b`: x `[n, inputs]`, w `[outputs, inputs]`.
+    fn linear_forward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+    ) -> FloatTensor<Self> {
+        let y = float::<Self, 2>(x).matmul(float::<Self, 2>(weight).transpose());
+        let y = match bias {
+            Some(b) => y + float::<Self, 1>(b).unsqueeze_dim(0),
+            None => y,
+        };
+        y.into_primitive().tensor()
+    }
+
+    fn linear_input_grad(
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        float::<Self, 2>(output_grad)
+            .matmul(float(weight))
+            .into_primitive()
+            .tensor()
+    }
+
+    fn linear_weight_grad(
+        x: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let dy = float::<Self, 2>(output_grad);
+        dy.transpose().matmul(float(x)).into_primitive().tensor()
+    }
+
+    fn linear_bias_grad(output_grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        let dy = float::<Self, 2>(output_grad);
+        let outputs = dy.dims()[1];
+        dy.sum_dim(0).reshape([outputs]).into_primitive().tensor()
+    }
+
     fn conv2d_forward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -180,6 +222,20 @@ pub fn reference<R>(f: impl FnOnce() -> R) -> R {
 
 pub(crate) fn use_reference() -> bool {
     REFERENCE.with(Cell::get)
+}
+
+/// A dense layer, `x · wᵀ + b`, through the backend's [`Kernels`].
+pub fn linear<B: Kernels>(
+    x: Tensor<B, 2>,
+    weight: Tensor<B, 2>,
+    bias: Option<Tensor<B, 1>>,
+) -> Tensor<B, 2> {
+    let y = B::linear_forward(
+        x.into_primitive().tensor(),
+        weight.into_primitive().tensor(),
+        bias.map(|b| b.into_primitive().tensor()),
+    );
+    float(y)
 }
 
 /// `conv2d` through the backend's [`Kernels`].
