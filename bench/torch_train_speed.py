@@ -36,12 +36,20 @@ def resnet20():
     return nn.Sequential(*layers)
 
 
+def vgg_stage1():
+    """VGG-19's first stage at CIFAR-10 size, pooled into a classifier (benches/train_speed.rs)."""
+    return nn.Sequential(
+        nn.Conv2d(3, 64, 3, 1, 1), nn.BatchNorm2d(64), nn.ReLU(),
+        nn.Conv2d(64, 64, 3, 1, 1), nn.BatchNorm2d(64), nn.ReLU(),
+        nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+
+
 def run(name, iterations):
     if name == "lenet":
         model, batch, shape = lenet(), 60, (1, 28, 28)
         opt = torch.optim.Adam(model.parameters(), lr=1.2e-3)
     else:
-        model, batch, shape = resnet20(), 128, (3, 32, 32)
+        model, batch, shape = (vgg_stage1() if name == "vgg_stage1" else resnet20()), 128, (3, 32, 32)
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     data = torch.rand(10_000, *shape)
     labels = torch.randint(0, 10, (10_000,))
@@ -67,7 +75,7 @@ def run(name, iterations):
 
 
 if __name__ == "__main__":
-    networks = [sys.argv[1]] if len(sys.argv) > 1 else ["lenet", "resnet20"]
+    networks = [sys.argv[1]] if len(sys.argv) > 1 else ["lenet", "resnet20", "vgg_stage1"]
     its = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     for n in networks:
-        run(n, its or (2000 if n == "lenet" else 60))
+        run(n, its or (3000 if n == "lenet" else 30))

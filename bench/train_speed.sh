@@ -1,26 +1,71 @@
 #!/usr/bin/env bash
-# Training throughput, lthc (burn flex, CPU) against PyTorch (CPU) in the same run, with the
-# same thread count. Installs PyTorch from PyPI into bench/.venv on first use (about 4 GB: the
+# Training throughput, lthc (CPU backend) against PyTorch (CPU) in the same run, with the same
+# thread count: LeNet-300-100 at one thread and at all cores, ResNet-20 and VGG-19's first
+# stage at all cores. Installs PyTorch from PyPI into bench/.venv on first use (about 4 GB: the
 # CUDA build is the only one on PyPI; it runs on the CPU too).
 #
-#   bench/train_speed.sh [lenet|resnet20] [iterations]
+#   bench/train_speed.sh [lenet|resnet20|vgg_stage1] [iterations]
+#
+# BEFORE=<git revision> also times lthc as built at that revision (a git worktree sharing
+# target/), so one run gives before/after figures. THREADS overrides "all cores".
 set -euo pipefail
 cd "$(dirname "$0")/.."
-threads=${THREADS:-$(nproc)}
-export RAYON_NUM_THREADS=$threads OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
+all=${THREADS:-$(nproc)}
+networks=${1:-lenet resnet20 vgg_stage1}
+iterations=${2:-}
 if [ ! -x bench/.venv/bin/python ]; then
   python3 -m venv bench/.venv
   bench/.venv/bin/pip install --quiet torch
 fi
-cargo bench --quiet --bench train_speed -- "$@" > bench/.lthc.jsonl
-bench/.venv/bin/python bench/torch_train_speed.py "$@" > bench/.torch.jsonl
+bench_binary() { # the train_speed bench executable of the tree in $1
+  (cd "$1" && cargo bench --quiet --bench train_speed --no-run --message-format=json 2>/dev/null) |
+    python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "train_speed" and m.get("executable"):
+        print(m["executable"])'
+}
+now=$(bench_binary .)
+before=
+if [ -n "${BEFORE:-}" ]; then
+  tree=$(mktemp -d)
+  git worktree add --quiet --detach "$tree" "$BEFORE"
+  trap 'git worktree remove --force "$tree"' EXIT
+  before=$(CARGO_TARGET_DIR=$PWD/target bench_binary "$tree")
+fi
+vgg_defs='network vgg_stage1 on [3, 32, 32] { vgg_stage(64, 2), maxpool(2), global_avgpool, dense(10) }'
+: > bench/.lthc.jsonl; : > bench/.torch.jsonl; : > bench/.before.jsonl
+tag() { sed "s/}\$/, \"run_threads\": $1}/"; }
+for net in $networks; do
+  if [ "$net" = lenet ]; then counts=$(printf '%s\n' 1 "$all" | sort -un); else counts=$all; fi
+  for t in $counts; do
+    export RAYON_NUM_THREADS=$t OMP_NUM_THREADS=$t MKL_NUM_THREADS=$t
+    "$now" "$net" $iterations | tag "$t" >> bench/.lthc.jsonl
+    if [ -n "$before" ]; then
+      LTHC_BENCH_NETWORK=$net LTHC_BENCH_DEFS="$([ "$net" = vgg_stage1 ] && echo "$vgg_defs")" \
+        "$before" "$net" ${iterations:-$([ "$net" = lenet ] && echo 3000 || echo 30)} | tag "$t" >> bench/.before.jsonl
+    fi
+    bench/.venv/bin/python bench/torch_train_speed.py "$net" $iterations 2>/dev/null | tag "$t" >> bench/.torch.jsonl
+  done
+done
 python3 - <<'PY'
 import json
-lthc = [json.loads(l) for l in open("bench/.lthc.jsonl") if l.strip()]
-torch = {r["network"]: r for r in (json.loads(l) for l in open("bench/.torch.jsonl") if l.strip())}
-print(f"{'network':<10} {'batch':>5} {'lthc ex/s':>11} {'torch ex/s':>11} {'ratio':>6} {'lthc MiB':>9} {'torch MiB':>9}")
-for r in lthc:
-    t = torch[r["network"]]
-    print(f"{r['network']:<10} {r['batch']:>5} {r['examples_per_second']:>11.0f} {t['examples_per_second']:>11.0f} "
-          f"{r['examples_per_second'] / t['examples_per_second']:>6.2f} {r['peak_rss_mib']:>9.0f} {t['peak_rss_mib']:>9.0f}")
+def rows(path):
+    return {(r["network"], r["run_threads"]): r for r in (json.loads(l) for l in open(path) if l.strip())}
+lthc, torch, before = rows("bench/.lthc.jsonl"), rows("bench/.torch.jsonl"), rows("bench/.before.jsonl")
+head = f"| network | batch | threads |"
+if before:
+    head += " before ex/s | before ratio |"
+head += " lthc ex/s | PyTorch ex/s | ratio | lthc peak MiB | PyTorch peak MiB |"
+print(head)
+print("|" + " --- |" * 3 + " ---: |" * (head.count("|") - 4))
+for key, r in lthc.items():
+    t = torch[key]
+    line = f"| {key[0]} | {r['batch']} | {key[1]} |"
+    if before:
+        b = before[key]
+        line += f" {b['examples_per_second']:,.0f} | {b['examples_per_second'] / t['examples_per_second']:.2f} |"
+    line += (f" {r['examples_per_second']:,.0f} | {t['examples_per_second']:,.0f} |"
+             f" {r['examples_per_second'] / t['examples_per_second']:.2f} | {r['peak_rss_mib']:.0f} | {t['peak_rss_mib']:.0f} |")
+    print(line)
 PY
