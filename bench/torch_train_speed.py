@@ -1,11 +1,13 @@
 """PyTorch baseline for bench/train_speed.sh: the same networks, batch sizes, optimizers and
 random data as benches/train_speed.rs, on the CPU. Prints one JSON line per network."""
-import json, resource, sys, time
+import json, os, resource, sys, time
 
 import torch
 import torch.nn as nn
 
 torch.manual_seed(1)
+# BENCH_DEVICE=cuda for bench/gpu.sh; the CPU otherwise.
+DEVICE = os.environ.get("BENCH_DEVICE", "cpu")
 
 
 def lenet():
@@ -51,12 +53,14 @@ def run(name, iterations):
     else:
         model, batch, shape = (vgg_stage1() if name == "vgg_stage1" else resnet20()), 128, (3, 32, 32)
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-    data = torch.rand(10_000, *shape)
-    labels = torch.randint(0, 10, (10_000,))
+    model = model.to(DEVICE)
+    opt = type(opt)(model.parameters(), **opt.defaults)
+    data = torch.rand(10_000, *shape, device=DEVICE)
+    labels = torch.randint(0, 10, (10_000,), device=DEVICE)
     loss_fn = nn.CrossEntropyLoss()
 
     def step(i):
-        idx = torch.randint(0, 10_000, (batch,))
+        idx = torch.randint(0, 10_000, (batch,), device=DEVICE)
         opt.zero_grad()
         loss = loss_fn(model(data[idx]), labels[idx])
         loss.backward()
@@ -67,6 +71,8 @@ def run(name, iterations):
     t = time.perf_counter()
     for i in range(iterations):
         step(i)
+    if DEVICE.startswith("cuda"):
+        torch.cuda.synchronize()
     secs = time.perf_counter() - t
     print(json.dumps({"framework": "pytorch", "network": name, "batch": batch, "iterations": iterations,
                       "seconds": round(secs, 3), "examples_per_second": round(iterations * batch / secs, 1),

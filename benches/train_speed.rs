@@ -74,6 +74,20 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// Seconds for `its` iterations after 5 to warm up (allocations, first-call costs, kernels'
+/// compilation on a GPU); the final download waits for the device.
+fn time<'a, B: lthc::train::TrainBackend>(
+    job: &dyn Fn(u64) -> Job<'a>,
+    its: u64,
+    state: lthc::train::State,
+    device: &B::Device,
+) -> f64 {
+    let warm = train::<B>(&job(5), state, device, |_| Ok(())).expect("train");
+    let t = Instant::now();
+    train::<B>(&job(5 + its), warm, device, |_| Ok(())).expect("train");
+    t.elapsed().as_secs_f64()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -94,7 +108,7 @@ fn main() {
             30
         };
         let data = Arc::new(random_data(&e.dataset));
-        let job = |end| Job {
+        let job = |end: u64| Job {
             net: &e.network,
             recipe: &e.recipe,
             data: data.clone(),
@@ -109,13 +123,16 @@ fn main() {
             label: network.clone(),
         };
         let state = fresh_state(&e.network, &e.recipe, 1, 0);
-        // Warm up (allocations, first-call costs), then time.
-        let warm = train::<Autodiff<Flex>>(&job(5), state, &Default::default(), |_| Ok(()))
-            .expect("train");
-        let t = Instant::now();
-        train::<Autodiff<Flex>>(&job(5 + its), warm, &Default::default(), |_| Ok(()))
-            .expect("train");
-        let secs = t.elapsed().as_secs_f64();
+        let secs = match std::env::var("LTHC_BENCH_DEVICE").as_deref() {
+            #[cfg(feature = "cuda")]
+            Ok("cuda") => time::<burn::backend::Autodiff<burn::backend::Cuda>>(
+                &job,
+                its,
+                state,
+                &Default::default(),
+            ),
+            _ => time::<Autodiff<Flex>>(&job, its, state, &Default::default()),
+        };
         println!(
             "{{\"framework\": \"lthc\", \"network\": \"{network}\", \"batch\": {}, \"iterations\": {its}, \"seconds\": {secs:.3}, \"examples_per_second\": {:.1}, \"peak_rss_mib\": {:.1}, \"threads\": {}}}",
             e.recipe.batch,

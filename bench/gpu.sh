@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# CUDA, measured: the CUDA tests (one gradient step of LeNet, ResNet-20 and VGG-19's first
+# stage against the CPU backend; a masked LeNet run keeps pruned weights at exactly 0), then
+# training throughput of lthc on CUDA against PyTorch on CUDA. Two halves:
+#
+#   bench/gpu.sh build   on the development machine (cargo, no GPU needed): builds the CUDA
+#                        test and bench executables into bench/gpu/ (git-ignored), stripped.
+#   bench/gpu.sh         on the GPU machine (no cargo, no network; python3 with PyTorch CUDA,
+#                        the driver and NVRTC): runs them. Under 8 minutes.
+#
+# With the device tool: run(command="bench/gpu.sh", carry=["bench/gpu"], timeout_s=540).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "${1:-}" = build ]; then
+  mkdir -p bench/gpu
+  exe() { # the executable of a compiler-artifact message named $1
+    python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == sys.argv[1] and m.get("executable"):
+        print(m["executable"])' "$1"
+  }
+  t=$(cargo test --release --features cuda --test cuda --no-run --message-format=json | exe cuda)
+  b=$(cargo bench --features cuda --bench train_speed --no-run --message-format=json | exe train_speed)
+  cp "$t" bench/gpu/cuda-tests
+  cp "$b" bench/gpu/train-speed
+  strip bench/gpu/cuda-tests bench/gpu/train-speed
+  du -sh bench/gpu
+  exit 0
+fi
+[ -x bench/gpu/cuda-tests ] || { echo "run 'bench/gpu.sh build' on the development machine first" >&2; exit 2; }
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+echo "== CUDA tests"
+timeout 300 bench/gpu/cuda-tests --ignored --test-threads 1 --nocapture
+echo "== throughput (examples/s), lthc CUDA vs PyTorch CUDA"
+for net in lenet resnet20; do
+  its=$([ "$net" = lenet ] && echo 2000 || echo 50)
+  LTHC_BENCH_DEVICE=cuda timeout 120 bench/gpu/train-speed "$net" "$its" || echo "lthc $net: failed"
+  BENCH_DEVICE=cuda timeout 120 python3 bench/torch_train_speed.py "$net" "$its" || echo "pytorch $net: failed"
+done
