@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The sweep engine's benchmark: LeNet-300-100 on MNIST over 4 rewind points x 2 seeds x
-# 2 controls (short budget). Prints the iterations OpenLTH would train for the same sweep (the
-# dense run retrained per rewind point, computed from the plan), the iterations lthc trains,
-# and the wall time of a first and of a second, identical run (everything cached).
+# The sweep engine against the way OpenLTH runs the same sweep. LeNet-300-100 on MNIST, SGD
+# 0.1, batch 128, 2 epochs; IMP with global 20% magnitude pruning (output layer excluded) for
+# 3 levels; rewind points 0, 100 and 500 iterations. Prints the iterations each side trains,
+# the wall time of `lthc run` (all cores as parallel jobs), of a second, identical run (all
+# cached), and of a lean PyTorch loop running the same runs one after another with the dense
+# network retrained per rewind point (bench/torch_sweep.py, all threads).
 #
-#   bench/sweep.sh            (uses $LTHC_DATA for MNIST; fetches it if missing)
+#   bench/sweep.sh            (MNIST from $LTHC_DATA; fetched if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
@@ -14,31 +16,41 @@ trap 'rm -rf "$work"' EXIT
 cat > "$work/sweep.lth" <<'LTH'
 import "stdlib/mnist.lth"
 
-experiment lenet_sweep {
+experiment openlth_sweep {
   network  = lenet
   data     = mnist
-  train    = lenet_adam with { duration = 500 it }
-  prune    = lenet_layerwise for 2 levels
-  rewind   = [0 it, 50 it, 100 it, 250 it]
-  seeds    = 1..2
-  controls = [random_reinit, random_prune]
+  train    = lenet_adam with { optimizer = sgd(lr: 0.1), batch = 128, duration = 2 ep }
+  prune    = magnitude(global, 20%, exclude: [output]) for 3 levels
+  rewind   = [0 it, 100 it, 500 it]
+  seeds    = 1
 }
 LTH
+"$lthc" data fetch mnist >/dev/null
 "$lthc" plan --format json "$work/sweep.lth" > "$work/plan.json"
-python3 - "$work/plan.json" <<'PY'
-import json, sys
-t = json.load(open(sys.argv[1]))["totals"]
-print(f"OpenLTH-style iterations (dense run per rewind point): {t['requested_iterations']:>9,}")
-print(f"lthc plans to train:                                   {t['planned_iterations']:>9,}"
-      f"  ({t['requested_iterations'] / t['planned_iterations']:.2f}x less)")
-PY
 ms() { echo $(( $(date +%s%N) / 1000000 )); }
 start=$(ms)
 "$lthc" run --quiet --cache "$work/cache" "$work/sweep.lth" > "$work/first.txt"
 first=$(( $(ms) - start ))
-head -1 "$work/first.txt"
 start=$(ms)
 "$lthc" run --quiet --cache "$work/cache" "$work/sweep.lth" > "$work/second.txt"
 second=$(( $(ms) - start ))
-head -1 "$work/second.txt"
-echo "first run: $((first / 1000)).$(( first % 1000 / 100 )) s; second, identical run: $((second / 1000)).$(printf '%03d' $((second % 1000))) s"
+if [ ! -x bench/.venv/bin/python ]; then
+  python3 -m venv bench/.venv
+  bench/.venv/bin/pip install --quiet torch
+fi
+data=${LTHC_DATA:-${XDG_CACHE_HOME:-$HOME/.cache}/lthc/data}/mnist
+bench/.venv/bin/python bench/torch_sweep.py "$data" 2>/dev/null > "$work/torch.json"
+python3 - "$work/plan.json" "$work/torch.json" "$first" "$second" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))["totals"]
+torch = json.load(open(sys.argv[2]))
+first, second = int(sys.argv[3]) / 1000, int(sys.argv[4]) / 1000
+planned, requested = t["planned_iterations"], t["requested_iterations"]
+print(f"| | iterations | wall time | examples/s |")
+print(f"| --- | ---: | ---: | ---: |")
+print(f"| PyTorch, OpenLTH-style, one run after another | {torch['iterations']:,} | {torch['seconds']:.1f} s | {torch['examples_per_second']:,} |")
+print(f"| lthc run (first) | {planned:,} (requested {requested:,}) | {first:.1f} s | {planned * 128 / first:,.0f} |")
+print(f"| lthc run (second, identical: all cached) | 0 | {second:.3f} s | |")
+print(f"\nlthc is {torch['seconds'] / first:.1f}x faster on the sweep; aggregate rate "
+      f"{planned * 128 / first / torch['examples_per_second']:.2f}x PyTorch's")
+PY

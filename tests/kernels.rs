@@ -202,15 +202,28 @@ fn dense_layers_agree_with_burn() {
     }
 }
 
-/// Output, statistics and gradients of `sum(bn(x) * r)`.
-fn batchnorm_run(x: [usize; 4], fast: bool) -> Vec<Vec<f32>> {
+/// Output, statistics and gradients of `sum(bn(x) * r)`, or `sum(relu(bn(x)) * r)`.
+fn batchnorm_run(x: [usize; 4], relu: bool, fast: bool) -> Vec<Vec<f32>> {
     let xt = (random(x, 5) * 3.0 + 0.5).detach().require_grad();
     let gamma = random([x[1]], 6).require_grad();
     let beta = random([x[1]], 7).require_grad();
     let (y, mean, var) = if fast {
-        kernels::batchnorm(xt.clone(), gamma.clone(), beta.clone(), 1e-5)
+        kernels::batchnorm(xt.clone(), gamma.clone(), beta.clone(), 1e-5, relu)
     } else {
-        kernels::generic::batchnorm_forward(xt.clone(), gamma.clone(), beta.clone(), 1e-5)
+        // burn's own ReLU after the tensor-operation batch norm.
+        let (y, mean, var) = kernels::generic::batchnorm_forward(
+            xt.clone(),
+            gamma.clone(),
+            beta.clone(),
+            1e-5,
+            false,
+        );
+        let y = if relu {
+            burn::tensor::activation::relu(y)
+        } else {
+            y
+        };
+        (y, mean, var)
     };
     let r = random(y.dims(), 8);
     let grads = (y.clone() * r).sum().backward();
@@ -225,11 +238,16 @@ fn batchnorm_run(x: [usize; 4], fast: bool) -> Vec<Vec<f32>> {
 }
 
 #[test]
-fn batch_norm_agrees_with_tensor_operations() {
+fn batch_norm_and_relu_agree_with_tensor_operations() {
     // Images, and flat features as [n, f, 1, 1].
-    for x in [[8, 5, 6, 6], [16, 7, 1, 1], [2, 3, 4, 5]] {
-        let fast = batchnorm_run(x, true);
-        let plain = batchnorm_run(x, false);
+    for (x, relu) in [
+        ([8, 5, 6, 6], false),
+        ([16, 7, 1, 1], false),
+        ([2, 3, 4, 5], true),
+        ([8, 5, 6, 6], true),
+    ] {
+        let fast = batchnorm_run(x, relu, true);
+        let plain = batchnorm_run(x, relu, false);
         let names = [
             "output",
             "mean",
@@ -239,7 +257,7 @@ fn batch_norm_agrees_with_tensor_operations() {
             "shift gradient",
         ];
         for (what, (f, p)) in names.iter().zip(fast.iter().zip(&plain)) {
-            assert_close(&format!("{what} of {x:?}"), f, p);
+            assert_close(&format!("{what} of {x:?} (relu: {relu})"), f, p);
         }
     }
 }
@@ -259,7 +277,7 @@ fn kernels_do_not_depend_on_the_thread_count() {
                 &ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
                 true,
             );
-            out.extend(batchnorm_run([20, 4, 8, 8], true));
+            out.extend(batchnorm_run([20, 4, 8, 8], true, true));
             out
         })
     };

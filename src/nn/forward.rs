@@ -99,8 +99,26 @@ impl<B: Kernels> Runner<'_, B> {
     }
 
     fn seq(&mut self, layers: &[Layer], mut x: Act<B>) -> Act<B> {
-        for l in layers {
-            x = self.layer(l, x);
+        let mut i = 0;
+        while i < layers.len() {
+            // Batch norm followed by a ReLU, in training: one kernel for both.
+            let fuse = self.train.is_some() && !kernels::use_reference();
+            if let (
+                true,
+                Op::BatchNorm {
+                    channels,
+                    eps,
+                    momentum,
+                },
+                Some(Op::Relu),
+            ) = (fuse, &layers[i].op, layers.get(i + 1).map(|l| &l.op))
+            {
+                x = self.batchnorm(x, *channels as usize, *eps, *momentum, true);
+                i += 2;
+                continue;
+            }
+            x = self.layer(&layers[i], x);
+            i += 1;
         }
         x
     }
@@ -157,7 +175,7 @@ impl<B: Kernels> Runner<'_, B> {
                 channels,
                 eps,
                 momentum,
-            } => self.batchnorm(x, *channels as usize, *eps, *momentum),
+            } => self.batchnorm(x, *channels as usize, *eps, *momentum, false),
             Op::Relu => match x {
                 Act::Flat(t) => Act::Flat(activation::relu(t)),
                 Act::Image(t) => Act::Image(activation::relu(t)),
@@ -252,7 +270,8 @@ impl<B: Kernels> Runner<'_, B> {
         }
     }
 
-    fn batchnorm(&mut self, x: Act<B>, c: usize, eps: f64, momentum: f64) -> Act<B> {
+    /// Batch norm, followed by a ReLU if `relu` (fused into the kernel in training).
+    fn batchnorm(&mut self, x: Act<B>, c: usize, eps: f64, momentum: f64, relu: bool) -> Act<B> {
         let scale = self.param();
         let shift = self.param();
         let buf = self.buffers[self.next_buffer].clone();
@@ -264,9 +283,9 @@ impl<B: Kernels> Runner<'_, B> {
         let [n, _, h, w] = x.dims();
         let y = if self.train.is_some() {
             let (y, mean, var) = if kernels::use_reference() {
-                kernels::generic::batchnorm_forward(x, scale, shift, eps)
+                kernels::generic::batchnorm_forward(x, scale, shift, eps, relu)
             } else {
-                kernels::batchnorm(x, scale, shift, eps)
+                kernels::batchnorm(x, scale, shift, eps, relu)
             };
             let count = (n * h * w) as f64;
             let unbiased = var.detach() * (count / (count - 1.0).max(1.0));
@@ -283,7 +302,12 @@ impl<B: Kernels> Runner<'_, B> {
             // An affine map per channel: broadcasting, no reductions.
             let factor = (running_var + eps).sqrt().recip() * scale;
             let channel = |t: Tensor<B, 1>| t.reshape([1, c, 1, 1]);
-            (x - channel(running_mean)) * channel(factor) + channel(shift)
+            let y = (x - channel(running_mean)) * channel(factor) + channel(shift);
+            if relu {
+                activation::relu(y)
+            } else {
+                y
+            }
         };
         if flat {
             Act::Flat(y.reshape([n, c]))

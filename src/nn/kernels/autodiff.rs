@@ -89,8 +89,16 @@ impl<B: Kernels, const N: usize> Backward<B, N> for LinearBackward {
 struct BatchNormBackward;
 
 impl<B: Kernels> Backward<B, 3> for BatchNormBackward {
-    /// Checkpointed input and scale, the batch statistics, and eps.
-    type State = (NodeId, NodeId, FloatTensor<B>, FloatTensor<B>, f64);
+    /// Checkpointed input and scale, the batch statistics, eps, and the output when it went
+    /// through a ReLU.
+    type State = (
+        NodeId,
+        NodeId,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        f64,
+        Option<FloatTensor<B>>,
+    );
 
     fn backward(
         self,
@@ -99,10 +107,10 @@ impl<B: Kernels> Backward<B, 3> for BatchNormBackward {
         checkpointer: &mut Checkpointer,
     ) {
         let dy = grads.consume::<B>(&ops.node);
-        let (x_id, gamma_id, mean, var, eps) = ops.state;
+        let (x_id, gamma_id, mean, var, eps, relu_output) = ops.state;
         let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_id);
         let gamma = checkpointer.retrieve_node_output::<FloatTensor<B>>(gamma_id);
-        let [dx, dgamma, dbeta] = B::batchnorm_backward(x, gamma, mean, var, eps, dy);
+        let [dx, dgamma, dbeta] = B::batchnorm_backward(x, gamma, mean, var, eps, relu_output, dy);
         let [x_node, gamma_node, beta_node] = ops.parents;
         for (node, grad) in [(x_node, dx), (gamma_node, dgamma), (beta_node, dbeta)] {
             if let Some(node) = node {
@@ -231,6 +239,7 @@ impl<B: Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         eps: f64,
+        relu: bool,
     ) -> [FloatTensor<Self>; 3] {
         let prep = BatchNormBackward
             .prepare::<C>([x.node.clone(), gamma.node.clone(), beta.node.clone()])
@@ -240,13 +249,14 @@ impl<B: Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
             OpsKind::Tracked(mut prep) => {
                 let (x_id, gamma_id) = (prep.checkpoint(&x), prep.checkpoint(&gamma));
                 let [y, mean, var] =
-                    B::batchnorm_forward(x.primitive, gamma.primitive, beta.primitive, eps);
-                let y = prep.finish((x_id, gamma_id, mean.clone(), var.clone(), eps), y);
+                    B::batchnorm_forward(x.primitive, gamma.primitive, beta.primitive, eps, relu);
+                let out = relu.then(|| y.clone());
+                let y = prep.finish((x_id, gamma_id, mean.clone(), var.clone(), eps, out), y);
                 (y, mean, var)
             }
             OpsKind::UnTracked(prep) => {
                 let [y, mean, var] =
-                    B::batchnorm_forward(x.primitive, gamma.primitive, beta.primitive, eps);
+                    B::batchnorm_forward(x.primitive, gamma.primitive, beta.primitive, eps, relu);
                 (prep.finish(y), mean, var)
             }
         };

@@ -38,13 +38,15 @@ fn rows<'a>(s: &'a Shape, t: &'a [f32], c: usize) -> impl Iterator<Item = &'a [f
         .map(move |e| &e[c * s.pixels..][..s.pixels])
 }
 
-/// Batch statistics and the normalised output: `(y, mean, biased variance)`.
+/// Batch statistics and the normalised output: `(y, mean, biased variance)`; with `relu`, the
+/// output goes through a ReLU in the same pass (NaN stays NaN, so divergence still shows).
 pub fn forward(
     s: &Shape,
     x: &[f32],
     gamma: &[f32],
     beta: &[f32],
     eps: f64,
+    relu: bool,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let count = s.count();
     let stats = per_channel(s, |c| {
@@ -78,7 +80,8 @@ pub fn forward(
             .zip(&coef)
         {
             for (y, &x) in y.iter_mut().zip(x) {
-                *y = x * scale + shift;
+                let v = x * scale + shift;
+                *y = if relu && v < 0.0 { 0.0 } else { v };
             }
         }
     });
@@ -87,17 +90,33 @@ pub fn forward(
     (y, mean, var)
 }
 
-/// Gradients `(dx, dgamma, dbeta)` of the training-mode forward pass, from its batch `mean`
-/// and biased `var`.
+/// What the backward pass needs from the forward pass: its batch `mean` and biased `var`,
+/// `eps`, and its output when it included the ReLU (the gradient passes where that is
+/// positive).
+pub struct Saved<'a> {
+    pub mean: &'a [f32],
+    pub var: &'a [f32],
+    pub eps: f64,
+    pub relu_output: Option<&'a [f32]>,
+}
+
+/// Gradients `(dx, dgamma, dbeta)` of the training-mode forward pass.
 pub fn backward(
     s: &Shape,
     x: &[f32],
     gamma: &[f32],
-    mean: &[f32],
-    var: &[f32],
-    eps: f64,
+    saved: &Saved,
     dy: &[f32],
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let Saved {
+        mean,
+        var,
+        eps,
+        relu_output,
+    } = *saved;
+    // Without a ReLU the output lane is never read: any slice of the right length will do.
+    let (relu, out) = (relu_output.is_some(), relu_output.unwrap_or(x));
+    let through = move |d: f32, y: f32| if !relu || y > 0.0 { d } else { 0.0 };
     let inv_std: Vec<f64> = var
         .iter()
         .map(|&v| 1.0 / (f64::from(v) + eps).sqrt())
@@ -105,15 +124,17 @@ pub fn backward(
     // Per channel: Σ dy and Σ dy · x̂.
     let sums = per_channel(s, |c| {
         let (m, k) = (f64::from(mean[c]), inv_std[c]);
-        rows(s, dy, c)
-            .zip(rows(s, x, c))
-            .fold([0.0, 0.0], |[sd, sdx], (dy, x)| {
-                let (a, b) = dy.iter().zip(x).fold((0.0f64, 0.0f64), |(a, b), (&d, &v)| {
-                    let d = f64::from(d);
+        rows(s, dy, c).zip(rows(s, x, c).zip(rows(s, out, c))).fold(
+            [0.0, 0.0],
+            |[sd, sdx], (dy, (x, out))| {
+                let elements = dy.iter().zip(x.iter().zip(out));
+                let (a, b) = elements.fold((0.0f64, 0.0f64), |(a, b), (&d, (&v, &y))| {
+                    let d = f64::from(through(d, y));
                     (a + d, b + d * (f64::from(v) - m) * k)
                 });
                 [sd + a, sdx + b]
-            })
+            },
+        )
     });
     // dx = gamma · inv_std · (dy − Σdy / count − x̂ · Σ(dy·x̂) / count), as dy · a + x · b + c.
     let count = s.count();
@@ -128,16 +149,15 @@ pub fn backward(
         .collect();
     let mut dx = vec![0.0; x.len()];
     parallel::for_chunks(split(s), &mut dx, s.example(), |i, dx| {
-        let (dy, x) = (
-            &dy[i * s.example()..][..s.example()],
-            &x[i * s.example()..][..s.example()],
+        let range = i * s.example()..(i + 1) * s.example();
+        let (dy, x, out) = (&dy[range.clone()], &x[range.clone()], &out[range]);
+        let rows = dx.chunks_exact_mut(s.pixels).zip(
+            dy.chunks_exact(s.pixels)
+                .zip(x.chunks_exact(s.pixels).zip(out.chunks_exact(s.pixels))),
         );
-        let rows = dx
-            .chunks_exact_mut(s.pixels)
-            .zip(dy.chunks_exact(s.pixels).zip(x.chunks_exact(s.pixels)));
-        for ((dx, (dy, x)), &[a, b, c]) in rows.zip(&coef) {
-            for (o, (&d, &v)) in dx.iter_mut().zip(dy.iter().zip(x)) {
-                *o = d * a + v * b + c;
+        for ((dx, (dy, (x, out))), &[a, b, c]) in rows.zip(&coef) {
+            for (o, (&d, (&v, &y))) in dx.iter_mut().zip(dy.iter().zip(x.iter().zip(out))) {
+                *o = through(d, y) * a + v * b + c;
             }
         }
     });

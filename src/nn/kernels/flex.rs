@@ -230,6 +230,7 @@ impl Kernels for Flex {
         gamma: FlexTensor,
         beta: FlexTensor,
         eps: f64,
+        relu: bool,
     ) -> [FlexTensor; 3] {
         let Some(s) = norm_shape(&x).filter(|_| is_f32(&[&x, &gamma, &beta])) else {
             let (y, mean, var) = super::generic::batchnorm_forward::<Flex>(
@@ -237,6 +238,7 @@ impl Kernels for Flex {
                 super::float(gamma),
                 super::float(beta),
                 eps,
+                relu,
             );
             return [
                 y.into_primitive().tensor(),
@@ -245,7 +247,8 @@ impl Kernels for Flex {
             ];
         };
         let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
-        let (y, mean, var) = batchnorm::forward(&s, values(&x), values(&gamma), values(&beta), eps);
+        let (y, mean, var) =
+            batchnorm::forward(&s, values(&x), values(&gamma), values(&beta), eps, relu);
         [
             tensor(y, x.shape().to_vec()),
             tensor(mean, vec![s.channels]),
@@ -259,16 +262,19 @@ impl Kernels for Flex {
         mean: FlexTensor,
         var: FlexTensor,
         eps: f64,
+        relu_output: Option<FlexTensor>,
         output_grad: FlexTensor,
     ) -> [FlexTensor; 3] {
-        let Some(s) = norm_shape(&x).filter(|_| is_f32(&[&x, &gamma, &mean, &var, &output_grad]))
-        else {
+        let all_f32 = is_f32(&[&x, &gamma, &mean, &var, &output_grad])
+            && relu_output.iter().all(|y| is_f32(&[y]));
+        let Some(s) = norm_shape(&x).filter(|_| all_f32) else {
             let (dx, dgamma, dbeta) = super::generic::batchnorm_backward::<Flex>(
                 super::float(x),
                 super::float(gamma),
                 super::float(mean),
                 super::float(var),
                 eps,
+                relu_output.map(super::float),
                 super::float(output_grad),
             );
             return [
@@ -278,15 +284,15 @@ impl Kernels for Flex {
             ];
         };
         let [x, gamma, mean, var, dy] = [x, gamma, mean, var, output_grad].map(contiguous);
-        let (dx, dgamma, dbeta) = batchnorm::backward(
-            &s,
-            values(&x),
-            values(&gamma),
-            values(&mean),
-            values(&var),
+        let out = relu_output.map(contiguous);
+        let saved = batchnorm::Saved {
+            mean: values(&mean),
+            var: values(&var),
             eps,
-            values(&dy),
-        );
+            relu_output: out.as_ref().map(values),
+        };
+        let (dx, dgamma, dbeta) =
+            batchnorm::backward(&s, values(&x), values(&gamma), &saved, values(&dy));
         [
             tensor(dx, x.shape().to_vec()),
             tensor(dgamma, vec![s.channels]),

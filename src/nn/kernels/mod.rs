@@ -97,15 +97,17 @@ pub trait Kernels: Backend {
         <Self as ModuleOps<Self>>::conv2d_bias_backward(x, bias, output_grad)
     }
 
-    /// Training-mode batch norm of `x` (`[n, c, h, w]`): `(y, batch mean, biased variance)`.
+    /// Training-mode batch norm of `x` (`[n, c, h, w]`), followed by a ReLU if `relu`:
+    /// `(y, batch mean, biased variance)`.
     fn batchnorm_forward(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         eps: f64,
+        relu: bool,
     ) -> [FloatTensor<Self>; 3] {
         let (y, mean, var) =
-            generic::batchnorm_forward::<Self>(float(x), float(gamma), float(beta), eps);
+            generic::batchnorm_forward::<Self>(float(x), float(gamma), float(beta), eps, relu);
         [
             y.into_primitive().tensor(),
             mean.into_primitive().tensor(),
@@ -113,13 +115,15 @@ pub trait Kernels: Backend {
         ]
     }
 
-    /// `(dx, dgamma, dbeta)` of [`Kernels::batchnorm_forward`].
+    /// `(dx, dgamma, dbeta)` of [`Kernels::batchnorm_forward`]; `relu_output` is its output
+    /// when it included the ReLU.
     fn batchnorm_backward(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         mean: FloatTensor<Self>,
         var: FloatTensor<Self>,
         eps: f64,
+        relu_output: Option<FloatTensor<Self>>,
         output_grad: FloatTensor<Self>,
     ) -> [FloatTensor<Self>; 3] {
         let (dx, dgamma, dbeta) = generic::batchnorm_backward::<Self>(
@@ -128,6 +132,7 @@ pub trait Kernels: Backend {
             float(mean),
             float(var),
             eps,
+            relu_output.map(float),
             float(output_grad),
         );
         [
@@ -169,6 +174,7 @@ pub mod generic {
         gamma: Tensor<B, 1>,
         beta: Tensor<B, 1>,
         eps: f64,
+        relu: bool,
     ) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
         let dims = x.dims();
         let c = dims[1];
@@ -177,8 +183,13 @@ pub mod generic {
         let centered = t - mean.clone();
         let var = (centered.clone() * centered.clone()).mean_dim(1);
         let factor = (var.clone() + eps).sqrt().recip() * gamma.reshape([c, 1]);
-        let y = centered * factor + beta.reshape([c, 1]);
-        (unrows(y, dims), mean.reshape([c]), var.reshape([c]))
+        let y = unrows(centered * factor + beta.reshape([c, 1]), dims);
+        let y = if relu {
+            burn::tensor::activation::relu(y)
+        } else {
+            y
+        };
+        (y, mean.reshape([c]), var.reshape([c]))
     }
 
     pub fn batchnorm_backward<B: Backend>(
@@ -187,8 +198,13 @@ pub mod generic {
         mean: Tensor<B, 1>,
         var: Tensor<B, 1>,
         eps: f64,
+        relu_output: Option<Tensor<B, 4>>,
         dy: Tensor<B, 4>,
     ) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
+        let dy = match relu_output {
+            Some(y) => dy * y.greater_elem(0.0).float(),
+            None => dy,
+        };
         let dims = x.dims();
         let c = dims[1];
         let count = (dims[0] * dims[2] * dims[3]) as f64;
@@ -254,19 +270,21 @@ pub fn conv2d<B: Kernels>(
     float(y)
 }
 
-/// Training-mode batch norm through the backend's [`Kernels`]: `(y, batch mean, biased
-/// variance)`, the statistics detached.
+/// Training-mode batch norm through the backend's [`Kernels`], followed by a ReLU if `relu`:
+/// `(y, batch mean, biased variance)`, the statistics detached.
 pub fn batchnorm<B: Kernels>(
     x: Tensor<B, 4>,
     gamma: Tensor<B, 1>,
     beta: Tensor<B, 1>,
     eps: f64,
+    relu: bool,
 ) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
     let [y, mean, var] = B::batchnorm_forward(
         x.into_primitive().tensor(),
         gamma.into_primitive().tensor(),
         beta.into_primitive().tensor(),
         eps,
+        relu,
     );
     (float(y), float(mean), float(var))
 }
