@@ -4,7 +4,8 @@
 # training throughput of lthc on CUDA against PyTorch on CUDA. Two halves:
 #
 #   bench/gpu.sh build   on the development machine (cargo, no GPU needed): builds the CUDA
-#                        test and bench executables into bench/gpu/ (git-ignored), stripped.
+#                        test and bench executables into bench/gpu/ (git-ignored), stripped
+#                        and gzipped (about 20 MiB: the device tool carries 64 MiB at most).
 #   bench/gpu.sh         on the GPU machine (no cargo, no network; python3 with PyTorch CUDA,
 #                        the driver and NVRTC): runs them. Under 8 minutes.
 #
@@ -25,16 +26,19 @@ for l in sys.stdin:
   cp "$t" bench/gpu/cuda-tests
   cp "$b" bench/gpu/train-speed
   strip bench/gpu/cuda-tests bench/gpu/train-speed
+  gzip -9 -f bench/gpu/cuda-tests bench/gpu/train-speed
   du -sh bench/gpu
   exit 0
 fi
-[ -x bench/gpu/cuda-tests ] || { echo "run 'bench/gpu.sh build' on the development machine first" >&2; exit 2; }
+[ -f bench/gpu/cuda-tests.gz ] || { echo "run 'bench/gpu.sh build' on the development machine first" >&2; exit 2; }
+bin=$(mktemp -d)
+for f in cuda-tests train-speed; do gunzip -c "bench/gpu/$f.gz" > "$bin/$f"; chmod +x "$bin/$f"; done
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 echo "== CUDA tests"
-timeout 300 bench/gpu/cuda-tests --ignored --test-threads 1 --nocapture
+timeout 300 "$bin/cuda-tests" --ignored --test-threads 1 --nocapture
 echo "== throughput (examples/s), lthc CUDA vs PyTorch CUDA"
 for net in lenet resnet20; do
   its=$([ "$net" = lenet ] && echo 2000 || echo 50)
-  LTHC_BENCH_DEVICE=cuda timeout 120 bench/gpu/train-speed "$net" "$its" || echo "lthc $net: failed"
+  LTHC_BENCH_DEVICE=cuda timeout 120 "$bin/train-speed" "$net" "$its" || echo "lthc $net: failed"
   BENCH_DEVICE=cuda timeout 120 python3 bench/torch_train_speed.py "$net" "$its" || echo "pytorch $net: failed"
 done
