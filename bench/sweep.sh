@@ -18,7 +18,7 @@ import "stdlib/mnist.lth"
 
 experiment openlth_sweep {
   network  = lenet
-  data     = mnist
+  data     = mnist_full
   train    = lenet_adam with { optimizer = sgd(lr: 0.1), batch = 128, duration = 2 ep }
   prune    = magnitude(global, 20%, exclude: [output]) for 3 levels
   rewind   = [0 it, 100 it, 500 it]

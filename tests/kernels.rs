@@ -97,62 +97,67 @@ fn check_conv(x: [usize; 4], w: [usize; 4], bias: bool, opts: ConvOptions<2>) {
 #[test]
 fn convolution_agrees_with_burn() {
     let o = |s: [usize; 2], p: [usize; 2], d: [usize; 2], g: usize| ConvOptions::new(s, p, d, g);
-    // 3x3 same-padding (ResNet, VGG) with bias.
-    check_conv(
-        [4, 3, 9, 9],
-        [8, 3, 3, 3],
-        true,
-        o([1, 1], [1, 1], [1, 1], 1),
-    );
-    // Strided 3x3 on a non-square input, no bias (ResNet stage entries).
-    check_conv(
-        [3, 8, 10, 7],
-        [6, 8, 3, 3],
-        false,
-        o([2, 2], [1, 1], [1, 1], 1),
-    );
-    // Pointwise: the input is its own column matrix.
-    check_conv(
-        [2, 6, 8, 8],
-        [5, 6, 1, 1],
-        false,
-        o([1, 1], [0, 0], [1, 1], 1),
-    );
-    // Strided 1x1 projection shortcut.
-    check_conv(
-        [2, 6, 8, 8],
-        [4, 6, 1, 1],
-        true,
-        o([2, 2], [0, 0], [1, 1], 1),
-    );
-    // Groups, unequal padding, dilation, a rectangular kernel.
-    check_conv(
-        [2, 4, 11, 11],
-        [6, 2, 5, 3],
-        true,
-        o([1, 2], [2, 1], [1, 2], 2),
-    );
-    // Padding wider than the input: rows and columns entirely outside.
-    check_conv(
-        [2, 3, 5, 5],
-        [4, 3, 7, 7],
-        false,
-        o([1, 1], [3, 3], [1, 1], 1),
-    );
-    // Stride larger than the kernel leaves pixels unused.
-    check_conv(
-        [1, 1, 7, 7],
-        [2, 1, 2, 2],
-        false,
-        o([3, 3], [0, 0], [1, 1], 1),
-    );
-    // The stem of ResNet-50 (7x7, stride 2, padding 3) on a small image.
-    check_conv(
-        [2, 3, 16, 16],
-        [4, 3, 7, 7],
-        false,
-        o([2, 2], [3, 3], [1, 1], 1),
-    );
+    let cases = [
+        // 3x3 same-padding (ResNet, VGG) with bias.
+        (
+            [4, 3, 9, 9],
+            [8, 3, 3, 3],
+            true,
+            o([1, 1], [1, 1], [1, 1], 1),
+        ),
+        // Strided 3x3 on a non-square input, no bias (ResNet stage entries).
+        (
+            [3, 8, 10, 7],
+            [6, 8, 3, 3],
+            false,
+            o([2, 2], [1, 1], [1, 1], 1),
+        ),
+        // Pointwise: the input is its own column matrix.
+        (
+            [2, 6, 8, 8],
+            [5, 6, 1, 1],
+            false,
+            o([1, 1], [0, 0], [1, 1], 1),
+        ),
+        // Strided 1x1 projection shortcut.
+        (
+            [2, 6, 8, 8],
+            [4, 6, 1, 1],
+            true,
+            o([2, 2], [0, 0], [1, 1], 1),
+        ),
+        // Groups, unequal padding, dilation, a rectangular kernel.
+        (
+            [2, 4, 11, 11],
+            [6, 2, 5, 3],
+            true,
+            o([1, 2], [2, 1], [1, 2], 2),
+        ),
+        // Padding wider than the input: rows and columns entirely outside.
+        (
+            [2, 3, 5, 5],
+            [4, 3, 7, 7],
+            false,
+            o([1, 1], [3, 3], [1, 1], 1),
+        ),
+        // Stride larger than the kernel leaves pixels unused.
+        (
+            [1, 1, 7, 7],
+            [2, 1, 2, 2],
+            false,
+            o([3, 3], [0, 0], [1, 1], 1),
+        ),
+        // The stem of ResNet-50 (7x7, stride 2, padding 3) on a small image.
+        (
+            [2, 3, 16, 16],
+            [4, 3, 7, 7],
+            false,
+            o([2, 2], [3, 3], [1, 1], 1),
+        ),
+    ];
+    for (x, w, bias, options) in cases {
+        check_conv(x, w, bias, options);
+    }
 }
 
 /// Output and gradients of `sum((x · wᵀ + b) * r)`.

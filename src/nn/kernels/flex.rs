@@ -6,7 +6,7 @@ use burn::tensor::ops::{ConvOptions, ModuleOps};
 use burn::tensor::{DType, TensorData, TensorMetadata};
 use burn_flex::FlexTensor;
 
-use super::{batchnorm, conv, dense, Kernels};
+use super::{batchnorm, conv, dense, generic, Kernels};
 
 /// The kernels' view of a convolution, when they handle it.
 fn geometry(
@@ -90,12 +90,7 @@ impl Kernels for Flex {
     fn linear_forward(x: FlexTensor, weight: FlexTensor, bias: Option<FlexTensor>) -> FlexTensor {
         let shape = dense_shape(&x, &weight).filter(|_| bias.iter().all(|b| is_f32(&[b])));
         let Some(s) = shape else {
-            let y = super::float::<Flex, 2>(x).matmul(super::float::<Flex, 2>(weight).transpose());
-            let y = match bias {
-                Some(b) => y + super::float::<Flex, 1>(b).unsqueeze_dim(0),
-                None => y,
-            };
-            return y.into_primitive().tensor();
+            return generic::linear_forward::<Flex>(x, weight, bias);
         };
         let (x, weight, bias) = (contiguous(x), contiguous(weight), bias.map(contiguous));
         let y = dense::forward(&s, values(&x), values(&weight), bias.as_ref().map(values));
@@ -104,10 +99,7 @@ impl Kernels for Flex {
 
     fn linear_input_grad(weight: FlexTensor, output_grad: FlexTensor) -> FlexTensor {
         if !is_f32(&[&weight, &output_grad]) {
-            return super::float::<Flex, 2>(output_grad)
-                .matmul(super::float(weight))
-                .into_primitive()
-                .tensor();
+            return generic::linear_input_grad::<Flex>(weight, output_grad);
         }
         let (w, dy) = (contiguous(weight), contiguous(output_grad));
         let s = dense::Shape {
@@ -123,12 +115,7 @@ impl Kernels for Flex {
 
     fn linear_weight_grad(x: FlexTensor, output_grad: FlexTensor) -> FlexTensor {
         if !is_f32(&[&x, &output_grad]) {
-            let dy = super::float::<Flex, 2>(output_grad);
-            return dy
-                .transpose()
-                .matmul(super::float(x))
-                .into_primitive()
-                .tensor();
+            return generic::linear_weight_grad::<Flex>(x, output_grad);
         }
         let (x, dy) = (contiguous(x), contiguous(output_grad));
         let s = dense::Shape {
@@ -144,9 +131,7 @@ impl Kernels for Flex {
 
     fn linear_bias_grad(output_grad: FlexTensor) -> FlexTensor {
         if !is_f32(&[&output_grad]) {
-            let dy = super::float::<Flex, 2>(output_grad);
-            let outputs = dy.dims()[1];
-            return dy.sum_dim(0).reshape([outputs]).into_primitive().tensor();
+            return generic::linear_bias_grad::<Flex>(output_grad);
         }
         let dy = contiguous(output_grad);
         let s = dense::Shape {
@@ -233,7 +218,7 @@ impl Kernels for Flex {
         relu: bool,
     ) -> [FlexTensor; 3] {
         let Some(s) = norm_shape(&x).filter(|_| is_f32(&[&x, &gamma, &beta])) else {
-            let (y, mean, var) = super::generic::batchnorm_forward::<Flex>(
+            let (y, mean, var) = generic::batchnorm_forward::<Flex>(
                 super::float(x),
                 super::float(gamma),
                 super::float(beta),
@@ -268,7 +253,7 @@ impl Kernels for Flex {
         let all_f32 = is_f32(&[&x, &gamma, &mean, &var, &output_grad])
             && relu_output.iter().all(|y| is_f32(&[y]));
         let Some(s) = norm_shape(&x).filter(|_| all_f32) else {
-            let (dx, dgamma, dbeta) = super::generic::batchnorm_backward::<Flex>(
+            let (dx, dgamma, dbeta) = generic::batchnorm_backward::<Flex>(
                 super::float(x),
                 super::float(gamma),
                 super::float(mean),

@@ -30,36 +30,25 @@ pub trait Kernels: Backend {
         weight: FloatTensor<Self>,
         bias: Option<FloatTensor<Self>>,
     ) -> FloatTensor<Self> {
-        let y = float::<Self, 2>(x).matmul(float::<Self, 2>(weight).transpose());
-        let y = match bias {
-            Some(b) => y + float::<Self, 1>(b).unsqueeze_dim(0),
-            None => y,
-        };
-        y.into_primitive().tensor()
+        generic::linear_forward::<Self>(x, weight, bias)
     }
 
     fn linear_input_grad(
         weight: FloatTensor<Self>,
         output_grad: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        float::<Self, 2>(output_grad)
-            .matmul(float(weight))
-            .into_primitive()
-            .tensor()
+        generic::linear_input_grad::<Self>(weight, output_grad)
     }
 
     fn linear_weight_grad(
         x: FloatTensor<Self>,
         output_grad: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        let dy = float::<Self, 2>(output_grad);
-        dy.transpose().matmul(float(x)).into_primitive().tensor()
+        generic::linear_weight_grad::<Self>(x, output_grad)
     }
 
     fn linear_bias_grad(output_grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        let dy = float::<Self, 2>(output_grad);
-        let outputs = dy.dims()[1];
-        dy.sum_dim(0).reshape([outputs]).into_primitive().tensor()
+        generic::linear_bias_grad::<Self>(output_grad)
     }
 
     fn conv2d_forward(
@@ -150,11 +139,50 @@ fn float<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(t))
 }
 
-/// Batch norm in burn's tensor operations: the default for backends without kernels of their
-/// own, and what the CPU kernels are tested against.
+/// Dense layers and batch norm in burn's tensor operations: the defaults for backends without
+/// kernels of their own, the CPU kernels' fallback for what they do not cover, and what the
+/// kernels are tested against.
 pub mod generic {
     use burn::tensor::backend::Backend;
+    use burn::tensor::ops::FloatTensor;
     use burn::tensor::Tensor;
+
+    use super::float;
+
+    pub fn linear_forward<B: Backend>(
+        x: FloatTensor<B>,
+        weight: FloatTensor<B>,
+        bias: Option<FloatTensor<B>>,
+    ) -> FloatTensor<B> {
+        let y = float::<B, 2>(x).matmul(float::<B, 2>(weight).transpose());
+        let y = match bias {
+            Some(b) => y + float::<B, 1>(b).unsqueeze_dim(0),
+            None => y,
+        };
+        y.into_primitive().tensor()
+    }
+
+    pub fn linear_input_grad<B: Backend>(
+        weight: FloatTensor<B>,
+        output_grad: FloatTensor<B>,
+    ) -> FloatTensor<B> {
+        let dy = float::<B, 2>(output_grad);
+        dy.matmul(float(weight)).into_primitive().tensor()
+    }
+
+    pub fn linear_weight_grad<B: Backend>(
+        x: FloatTensor<B>,
+        output_grad: FloatTensor<B>,
+    ) -> FloatTensor<B> {
+        let dy = float::<B, 2>(output_grad);
+        dy.transpose().matmul(float(x)).into_primitive().tensor()
+    }
+
+    pub fn linear_bias_grad<B: Backend>(output_grad: FloatTensor<B>) -> FloatTensor<B> {
+        let dy = float::<B, 2>(output_grad);
+        let outputs = dy.dims()[1];
+        dy.sum_dim(0).reshape([outputs]).into_primitive().tensor()
+    }
 
     /// `[n, c, h, w]` as `[c, n·h·w]`, so that per-channel statistics are row reductions.
     fn rows<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
