@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::train::TrainBackend;
 use serde_json::Value;
 
 use super::commands::{checked, emit};
@@ -10,7 +9,7 @@ use super::Format;
 use crate::diag::{code, render_report, Diag};
 use crate::exec::{results, Executor};
 use crate::plan::{self, Plan};
-use crate::train::Progress;
+use crate::train::{Progress, TrainBackend};
 
 /// The cache: `--cache`, else `$LTHC_CACHE`, else `.lthc/` next to the first file.
 pub fn cache_dir(explicit: Option<PathBuf>, files: &[PathBuf]) -> PathBuf {

@@ -15,13 +15,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::train::TrainBackend;
-
 use crate::check::DatasetSpec;
 use crate::data::{self, DataError, Dataset};
 use crate::diag::{code, Diag};
 use crate::plan::{Plan, Step};
-use crate::train::{Progress, State, TrainError};
+use crate::train::{Progress, State, TrainBackend, TrainError};
 
 /// Why a run stopped.
 #[derive(Debug)]

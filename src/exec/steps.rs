@@ -3,7 +3,6 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::train::TrainBackend;
 use serde_json::json;
 
 use super::{io_err, ExecError, Executor};
@@ -14,7 +13,7 @@ use crate::lottery::prune::{self, Masks};
 use crate::nn::Layout;
 use crate::plan::{MeasureKind, Payload, Plan, Step};
 use crate::rng::stream;
-use crate::train::{self, evaluate, fresh_state, Job, Split, State};
+use crate::train::{self, evaluate, fresh_state, Job, Split, State, TrainBackend};
 
 /// Training examples the interpolation's train-data errors are measured on.
 const TRAIN_EVAL_EXAMPLES: usize = 10_000;

@@ -4,12 +4,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::train::TrainBackend;
 use burn::tensor::{activation, Tensor, TensorData};
 
 use super::optim::{self, Update};
 use super::schedule::learning_rate;
 use super::state::{download, DeviceState, State};
+use super::TrainBackend;
 use crate::check::{NetSpec, RecipeSpec};
 use crate::data::batch::{prefetch, Batch, Order};
 use crate::data::{DataError, Dataset};
