@@ -1,5 +1,6 @@
 //! The operations lthc implements itself, through burn's extension points: dense layers, 2-D
-//! convolution and training-mode batch norm, each with its gradients. [`Kernels`] is
+//! convolution and training-mode batch norm (with a following ReLU fused in), each with its
+//! gradients. [`Kernels`] is
 //! implemented by the CPU backend (flex) with our own kernels ([`dense`]: strided GEMM, no
 //! transposed copies; [`conv`]: im2col + GEMM; [`batchnorm`]: no transposes),
 //! by other backends with burn's operations (the defaults), and by the autodiff decorator with
