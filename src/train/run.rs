@@ -228,12 +228,18 @@ pub fn train<B: TrainBackend>(
             t: s.steps + 1,
         };
         s.steps += 1;
-        for (i, g) in gradients.into_iter().enumerate() {
-            let Some(g) = g else { continue };
-            let p = std::mem::replace(&mut s.params[i], Tensor::empty([0], device));
-            s.params[i] =
-                B::InnerBackend::masked_update(&rule, p, g, &mut s.slots[i], s.masks[i].as_ref());
-        }
+        let (slots, masks) = (&mut s.slots, &s.masks);
+        s.params = std::mem::take(&mut s.params)
+            .into_iter()
+            .zip(gradients)
+            .enumerate()
+            .map(|(i, (p, g))| match g {
+                Some(g) => {
+                    B::InnerBackend::masked_update(&rule, p, g, &mut slots[i], masks[i].as_ref())
+                }
+                None => p,
+            })
+            .collect();
         s.buffers = step.buffers.into_iter().map(|b| b.inner()).collect();
         s.iteration = it + 1;
         if let Some(b) = &bar {
