@@ -126,32 +126,33 @@ impl<B: Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
         weight: FloatTensor<Self>,
         bias: Option<FloatTensor<Self>>,
     ) -> FloatTensor<Self> {
-        let parents = match &bias {
-            Some(b) => vec![x.node.clone(), weight.node.clone(), b.node.clone()],
-            None => vec![x.node.clone(), weight.node.clone()],
-        };
-        match <[_; 3]>::try_from(parents) {
-            Ok(three) => match LinearBackward
-                .prepare::<C>(three)
-                .compute_bound()
-                .stateful()
-            {
-                OpsKind::Tracked(mut prep) => {
-                    let state = (prep.checkpoint(&x), prep.checkpoint(&weight));
-                    prep.finish(
-                        state,
-                        B::linear_forward(x.primitive, weight.primitive, bias.map(|b| b.primitive)),
-                    )
+        match bias {
+            Some(bias) => {
+                let prep = LinearBackward
+                    .prepare::<C>([x.node.clone(), weight.node.clone(), bias.node.clone()])
+                    .compute_bound()
+                    .stateful();
+                match prep {
+                    OpsKind::Tracked(mut prep) => {
+                        let state = (prep.checkpoint(&x), prep.checkpoint(&weight));
+                        prep.finish(
+                            state,
+                            B::linear_forward(x.primitive, weight.primitive, Some(bias.primitive)),
+                        )
+                    }
+                    OpsKind::UnTracked(prep) => prep.finish(B::linear_forward(
+                        x.primitive,
+                        weight.primitive,
+                        Some(bias.primitive),
+                    )),
                 }
-                OpsKind::UnTracked(prep) => prep.finish(B::linear_forward(
-                    x.primitive,
-                    weight.primitive,
-                    bias.map(|b| b.primitive),
-                )),
-            },
-            Err(two) => {
-                let two: [_; 2] = two.try_into().expect("input and weight");
-                match LinearBackward.prepare::<C>(two).compute_bound().stateful() {
+            }
+            None => {
+                let prep = LinearBackward
+                    .prepare::<C>([x.node.clone(), weight.node.clone()])
+                    .compute_bound()
+                    .stateful();
+                match prep {
                     OpsKind::Tracked(mut prep) => {
                         let state = (prep.checkpoint(&x), prep.checkpoint(&weight));
                         prep.finish(
