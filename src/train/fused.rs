@@ -4,11 +4,12 @@
 //! bit-identical to it — without a dozen full-size temporaries per parameter and step.
 
 use burn::backend::Flex;
-use burn::tensor::{Tensor, TensorData, TensorPrimitive};
+use burn::tensor::Tensor;
 use burn_flex::FlexTensor;
 
 use super::optim::{Step, Update};
 use crate::check::Optimizer;
+use crate::nn::kernels::{contiguous, flex_tensor, float, values};
 
 /// A tensor's storage, owned and exactly as long as the tensor: in place when the tensor is
 /// the only user of a contiguous buffer, copied otherwise.
@@ -20,23 +21,15 @@ fn owned(t: Tensor<Flex, 1>) -> FlexTensor {
     if whole {
         t
     } else {
-        let values = t.to_contiguous().as_slice::<f32>().expect("f32").to_vec();
-        let n = values.len();
-        FlexTensor::from_data(TensorData::new(values, [n]))
+        let copy = values(&contiguous(t)).to_vec();
+        let n = copy.len();
+        flex_tensor(copy, vec![n])
     }
 }
 
+/// A tensor's storage to read, contiguous.
 fn read(t: &Tensor<Flex, 1>) -> FlexTensor {
-    let t = t.clone().into_primitive().tensor();
-    if t.as_slice::<f32>().is_some() {
-        t
-    } else {
-        t.to_contiguous()
-    }
-}
-
-fn tensor(t: FlexTensor) -> Tensor<Flex, 1> {
-    Tensor::from_primitive(TensorPrimitive::Float(t))
+    contiguous(t.clone().into_primitive().tensor())
 }
 
 impl Update for Flex {
@@ -64,16 +57,16 @@ impl Update for Flex {
             .map(|s| owned(std::mem::replace(s, placeholder())))
             .collect();
         {
-            let (params, grads) = (p.storage_mut::<f32>(), g.as_slice::<f32>().expect("f32"));
-            let mask = mask.as_ref().map(|m| m.as_slice::<f32>().expect("f32"));
+            let (params, grads) = (p.storage_mut::<f32>(), values(&g));
+            let mask = mask.as_ref().map(values);
             let mut state: Vec<&mut [f32]> =
                 state.iter_mut().map(|s| s.storage_mut::<f32>()).collect();
             apply(step, params, grads, &mut state, mask);
         }
         for (slot, s) in slots.iter_mut().zip(state) {
-            *slot = tensor(s);
+            *slot = float(s);
         }
-        tensor(p)
+        float(p)
     }
 }
 

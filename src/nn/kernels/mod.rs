@@ -17,6 +17,10 @@ mod flex;
 mod gemm;
 mod parallel;
 
+/// Host access to the CPU backend's tensors, for CPU code outside the kernels (the fused
+/// optimizer update).
+pub(crate) use flex::{contiguous, tensor as flex_tensor, values};
+
 use std::cell::Cell;
 
 use burn::tensor::backend::Backend;
@@ -136,7 +140,8 @@ pub trait Kernels: Backend {
 #[cfg(feature = "cuda")]
 impl Kernels for burn::backend::Cuda {}
 
-fn float<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
+/// A backend's float primitive as a tensor.
+pub(crate) fn float<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(t))
 }
 
