@@ -133,6 +133,14 @@ fn convolution_agrees_with_burn() {
             true,
             o([1, 2], [2, 1], [1, 2], 2),
         ),
+        // Stride 1 with groups, dilation and a rectangular kernel (the weight gradient's
+        // shifted views), over more examples than one weight-gradient chunk.
+        (
+            [10, 4, 9, 8],
+            [6, 2, 3, 2],
+            false,
+            o([1, 1], [2, 1], [2, 3], 2),
+        ),
         // Padding wider than the input: rows and columns entirely outside.
         (
             [2, 3, 5, 5],

@@ -183,6 +183,7 @@ pub fn train<B: TrainBackend>(
     device: &B::Device,
     mut save: impl FnMut(&State) -> Result<(), String>,
 ) -> Result<State, TrainError> {
+    crate::keep_freed_memory();
     let start = state.iteration;
     let mut s: DeviceState<B::InnerBackend> = DeviceState::upload(&state, device);
     if job.checkpoints.contains(&start) {

@@ -41,7 +41,25 @@ impl<'a> Mat<'a> {
 
 /// `dst (row-major [a.rows, b.cols]) = a · b`, or `+= a · b` when `accumulate`.
 pub fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
-    assert!(a.cols == b.rows && a.fits() && b.fits() && dst.len() >= a.rows * b.cols);
+    product(dst, [b.cols, 1], a, b, accumulate);
+}
+
+/// `dst (column-major [a.rows, b.cols]) = a · b`, or `+= a · b` when `accumulate`: the layout
+/// gemm's microkernel writes natively, so products with few rows are not transposed inside.
+pub fn matmul_col_major(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
+    product(dst, [1, a.rows], a, b, accumulate);
+}
+
+/// `dst = a · b` (or `+=`) with `dst`'s [row, column] strides.
+fn product(dst: &mut [f32], [row_stride, col_stride]: [usize; 2], a: Mat, b: Mat, acc: bool) {
+    let out = Mat {
+        data: dst,
+        rows: a.rows,
+        cols: b.cols,
+        row_stride,
+        col_stride,
+    };
+    assert!(a.cols == b.rows && a.fits() && b.fits() && out.fits());
     // SAFETY: the asserts above keep every index gemm reads or writes inside the slices.
     unsafe {
         gemm::gemm(
@@ -49,9 +67,9 @@ pub fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
             b.cols,
             a.cols,
             dst.as_mut_ptr(),
-            1,
-            b.cols as isize,
-            accumulate,
+            col_stride as isize,
+            row_stride as isize,
+            acc,
             a.data.as_ptr(),
             a.col_stride as isize,
             a.row_stride as isize,

@@ -8,6 +8,8 @@ use std::cell::RefCell;
 use super::gemm::{matmul, Mat};
 use super::parallel;
 
+mod shifted;
+
 /// The shape of one convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Geometry {
@@ -296,6 +298,9 @@ const WEIGHT_CHUNK: usize = 8;
 
 /// The gradient with respect to the weights: `Σ_examples dy · im2col(x)ᵀ`.
 pub fn backward_weight(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    if shifted::applies(g) {
+        return shifted::backward_weight(g, x, dy);
+    }
     let (rows, ocg, plane) = (g.group_rows(), g.group_out_channels(), g.out_plane());
     let chunks = g.batch.div_ceil(WEIGHT_CHUNK);
     let partials: Vec<Vec<f32>> = parallel::map(parallel::worth(chunks, 2), chunks, |i| {
