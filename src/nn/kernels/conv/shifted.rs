@@ -121,19 +121,16 @@ fn pad(g: &Geometry, l: &Layout, x: &[f32], out: &mut [f32]) {
     debug_assert_eq!(l.hp * l.wp, l.padded_plane);
 }
 
-/// One example's `dy` (`[oc, oh, ow]`) as `[oh · wp, oc]`, zero where `x ≥ ow`.
+/// One example's `dy` (`[oc, oh, ow]`) as `[oh · wp, oc]`, zero where `x ≥ ow`. Row by row,
+/// so that the reads run along `dy` and the scattered writes stay within one row (in L1).
 fn transpose_wide(g: &Geometry, l: &Layout, dy: &[f32], out: &mut [f32]) {
     let (oh, ow, oc) = (g.out_height(), g.out_width(), g.out_channels);
-    let plane = oh * ow;
-    for y in 0..oh {
-        let rows = &mut out[y * l.wp * oc..][..l.wp * oc];
-        for (x, pixel) in rows.chunks_exact_mut(oc).enumerate() {
-            if x >= ow {
-                pixel.fill(0.0);
-                continue;
-            }
-            for (c, v) in pixel.iter_mut().enumerate() {
-                *v = dy[c * plane + y * ow + x];
+    for (y, row) in out.chunks_exact_mut(l.wp * oc).take(oh).enumerate() {
+        row[ow * oc..].fill(0.0);
+        for (c, plane) in dy.chunks_exact(oh * ow).enumerate() {
+            let src = &plane[y * ow..][..ow];
+            for (v, dst) in src.iter().zip(row[c..].iter_mut().step_by(oc)) {
+                *dst = *v;
             }
         }
     }
