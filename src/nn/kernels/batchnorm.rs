@@ -50,14 +50,9 @@ pub fn forward(
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let count = s.count();
     let stats = per_channel(s, |c| {
-        let mean = rows(s, x, c)
-            .flat_map(|r| r.iter())
-            .map(|&v| f64::from(v))
-            .sum::<f64>()
-            / count;
+        let mean = rows(s, x, c).map(sum).sum::<f64>() / count;
         let var = rows(s, x, c)
-            .flat_map(|r| r.iter())
-            .map(|&v| (f64::from(v) - mean).powi(2))
+            .map(|r| squared_deviations(r, mean))
             .sum::<f64>()
             / count;
         [mean, var]
@@ -71,8 +66,7 @@ pub fn forward(
             [scale as f32, (f64::from(b) - mean * scale) as f32]
         })
         .collect();
-    let mut y = vec![0.0; x.len()];
-    parallel::for_chunks(split(s), &mut y, s.example(), |i, y| {
+    let y = parallel::build_chunks(split(s), s.batch, s.example(), |i, y| {
         let x = &x[i * s.example()..][..s.example()];
         for ((y, x), &[scale, shift]) in y
             .chunks_exact_mut(s.pixels)
@@ -121,20 +115,13 @@ pub fn backward(
         .iter()
         .map(|&v| 1.0 / (f64::from(v) + eps).sqrt())
         .collect();
-    // Per channel: Σ dy and Σ dy · x̂.
+    // Per channel: Σ dy and Σ dy · x̂ = (Σ dy · x − mean · Σ dy) · inv_std.
     let sums = per_channel(s, |c| {
-        let (m, k) = (f64::from(mean[c]), inv_std[c]);
-        rows(s, dy, c).zip(rows(s, x, c).zip(rows(s, out, c))).fold(
-            [0.0, 0.0],
-            |[sd, sdx], (dy, (x, out))| {
-                let elements = dy.iter().zip(x.iter().zip(out));
-                let (a, b) = elements.fold((0.0f64, 0.0f64), |(a, b), (&d, (&v, &y))| {
-                    let d = f64::from(through(d, y));
-                    (a + d, b + d * (f64::from(v) - m) * k)
-                });
-                [sd + a, sdx + b]
-            },
-        )
+        let [sd, sdx] = rows(s, dy, c)
+            .zip(rows(s, x, c).zip(rows(s, out, c)))
+            .map(|(dy, (x, out))| gradient_sums(dy, x, out, relu))
+            .fold([0.0, 0.0], |[a, b], [c, d]| [a + c, b + d]);
+        [sd, (sdx - f64::from(mean[c]) * sd) * inv_std[c]]
     });
     // dx = gamma · inv_std · (dy − Σdy / count − x̂ · Σ(dy·x̂) / count), as dy · a + x · b + c.
     let count = s.count();
@@ -147,8 +134,7 @@ pub fn backward(
             [g as f32, b as f32, c0 as f32]
         })
         .collect();
-    let mut dx = vec![0.0; x.len()];
-    parallel::for_chunks(split(s), &mut dx, s.example(), |i, dx| {
+    let dx = parallel::build_chunks(split(s), s.batch, s.example(), |i, dx| {
         let range = i * s.example()..(i + 1) * s.example();
         let (dy, x, out) = (&dy[range.clone()], &x[range.clone()], &out[range]);
         let rows = dx.chunks_exact_mut(s.pixels).zip(
@@ -164,4 +150,71 @@ pub fn backward(
     let dgamma = sums.iter().map(|s| s[1] as f32).collect();
     let dbeta = sums.iter().map(|s| s[0] as f32).collect();
     (dx, dgamma, dbeta)
+}
+
+/// Independent f64 accumulators for the sums over a row: the loops vectorize, and the order of
+/// additions is still fixed (the same on every run and thread count).
+const LANES: usize = 8;
+
+/// `Σ v` over a row.
+fn sum(row: &[f32]) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let tail: f64 = chunks.remainder().iter().map(|&v| f64::from(v)).sum();
+    for chunk in chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a += f64::from(v);
+        }
+    }
+    acc.iter().sum::<f64>() + tail
+}
+
+/// `Σ (v − mean)²` over a row.
+fn squared_deviations(row: &[f32], mean: f64) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let tail: f64 = chunks
+        .remainder()
+        .iter()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum();
+    for chunk in chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            let d = f64::from(v) - mean;
+            *a += d * d;
+        }
+    }
+    acc.iter().sum::<f64>() + tail
+}
+
+/// `[Σ d, Σ d · x]` over a row, where `d` is `dy` passed through the fused ReLU (if any).
+fn gradient_sums(dy: &[f32], x: &[f32], out: &[f32], relu: bool) -> [f64; 2] {
+    let through = |d: f32, y: f32| f64::from(if !relu || y > 0.0 { d } else { 0.0 });
+    let (mut a, mut b) = ([0.0f64; LANES], [0.0f64; LANES]);
+    let (dc, xc, oc) = (
+        dy.chunks_exact(LANES),
+        x.chunks_exact(LANES),
+        out.chunks_exact(LANES),
+    );
+    let mut tail = [0.0, 0.0];
+    for ((&d, &v), &y) in dc
+        .remainder()
+        .iter()
+        .zip(xc.remainder())
+        .zip(oc.remainder())
+    {
+        let d = through(d, y);
+        tail = [tail[0] + d, tail[1] + d * f64::from(v)];
+    }
+    for ((d, v), y) in dc.zip(xc).zip(oc) {
+        for l in 0..LANES {
+            let d = through(d[l], y[l]);
+            a[l] += d;
+            b[l] += d * f64::from(v[l]);
+        }
+    }
+    [
+        a.iter().sum::<f64>() + tail[0],
+        b.iter().sum::<f64>() + tail[1],
+    ]
 }

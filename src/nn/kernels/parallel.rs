@@ -2,6 +2,8 @@
 //! on the thread count), and only when there is more than one thread and the work pays for
 //! handing pieces over — from a non-worker thread every hand-off is a context switch.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 /// Whether `work` (multiply-adds, or elements touched) is worth splitting, given the smallest
@@ -33,4 +35,32 @@ pub fn map<R: Send>(parallel: bool, n: usize, f: impl Fn(usize) -> R + Sync + Se
     } else {
         (0..n).map(f).collect()
     }
+}
+
+/// A vector of `n` chunks of `len` values, chunk `i` made by `f(i, chunk)` (in parallel or in
+/// order). Each worker zeroes its own chunk just before `f` writes it, where that costs a pass
+/// over cache lines `f` is about to touch, instead of the allocating thread zeroing it all.
+pub fn build_chunks(
+    parallel: bool,
+    n: usize,
+    len: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync + Send,
+) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n * len);
+    if len > 0 {
+        for_chunks(
+            parallel,
+            &mut v.spare_capacity_mut()[..n * len],
+            len,
+            |i, chunk| {
+                chunk.fill(MaybeUninit::new(0.0));
+                // SAFETY: every element of `chunk` was written just above.
+                let chunk = unsafe { &mut *(chunk as *mut [MaybeUninit<f32>] as *mut [f32]) };
+                f(i, chunk);
+            },
+        );
+    }
+    // SAFETY: the chunks cover the first `n * len` elements, and each was written.
+    unsafe { v.set_len(n * len) };
+    v
 }

@@ -197,10 +197,9 @@ fn with_columns<R>(g: &Geometry, x: &[f32], f: impl FnOnce(&[f32]) -> R) -> R {
 
 /// `y = conv(x, w) + bias`: x `[n, c, h, w]`, w `[oc, c / groups, kh, kw]`, y `[n, oc, oh, ow]`.
 pub fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
-    let mut y = vec![0.0; g.batch * g.out_len()];
     let (rows, ocg, plane) = (g.group_rows(), g.group_out_channels(), g.out_plane());
     let split = parallel::worth(g.batch, 2);
-    parallel::for_chunks(split, &mut y, g.out_len(), |i, y| {
+    parallel::build_chunks(split, g.batch, g.out_len(), |i, y| {
         let x = &x[i * g.in_len()..][..g.in_len()];
         with_columns(g, x, |col| {
             for grp in 0..g.groups {
@@ -214,8 +213,7 @@ pub fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<
                 out.iter_mut().for_each(|v| *v += b);
             }
         }
-    });
-    y
+    })
 }
 
 /// For stride 1 without dilation, the input gradient is itself a convolution: of `dy` padded
@@ -263,7 +261,6 @@ pub fn backward_input(g: &Geometry, w: &[f32], dy: &[f32]) -> Vec<f32> {
     if let Some(t) = transposed(g) {
         return forward(&t, dy, &flip_transpose(g, w), None);
     }
-    let mut dx = vec![0.0; g.batch * g.in_len()];
     let (rows, ocg, plane) = (g.group_rows(), g.group_out_channels(), g.out_plane());
     let columns = |dcol: &mut [f32], dy: &[f32]| {
         for grp in 0..g.groups {
@@ -278,7 +275,7 @@ pub fn backward_input(g: &Geometry, w: &[f32], dy: &[f32]) -> Vec<f32> {
         }
     };
     let split = parallel::worth(g.batch, 2);
-    parallel::for_chunks(split, &mut dx, g.in_len(), |i, dx| {
+    parallel::build_chunks(split, g.batch, g.in_len(), |i, dx| {
         let dy = &dy[i * g.out_len()..][..g.out_len()];
         if g.is_pointwise() {
             columns(dx, dy);
@@ -288,8 +285,7 @@ pub fn backward_input(g: &Geometry, w: &[f32], dy: &[f32]) -> Vec<f32> {
                 col2im(g, dcol, dx);
             });
         }
-    });
-    dx
+    })
 }
 
 /// Examples whose weight gradients are summed together before the partial sums are added in
