@@ -141,6 +141,33 @@ fn convolution_agrees_with_burn() {
             false,
             o([1, 1], [2, 1], [2, 3], 2),
         ),
+        // "Same" output size with dilation and unequal padding.
+        (
+            [3, 2, 7, 9],
+            [4, 2, 3, 5],
+            true,
+            o([1, 1], [2, 4], [1, 2], 1),
+        ),
+        // ResNet-20's first stage, and a strided layer, at full size.
+        (
+            [2, 16, 32, 32],
+            [8, 16, 3, 3],
+            true,
+            o([1, 1], [1, 1], [1, 1], 1),
+        ),
+        (
+            [2, 16, 32, 32],
+            [8, 16, 3, 3],
+            false,
+            o([2, 2], [1, 1], [1, 1], 1),
+        ),
+        // ResNet-20's last stage: 64 channels on 8x8.
+        (
+            [2, 64, 8, 8],
+            [4, 64, 3, 3],
+            false,
+            o([1, 1], [1, 1], [1, 1], 1),
+        ),
         // Padding wider than the input: rows and columns entirely outside.
         (
             [2, 3, 5, 5],
