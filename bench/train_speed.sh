@@ -32,6 +32,8 @@ if [ -n "${BEFORE:-}" ]; then
   git worktree add --quiet --detach "$tree" "$BEFORE"
   trap 'git worktree remove --force "$tree"' EXIT
   before=$(CARGO_TARGET_DIR=$PWD/target bench_binary "$tree")
+  # Revisions from before the VGG stage was built into the bench get its definition passed in.
+  before_has_vgg=$(grep -l vgg_stage1 "$tree/benches/train_speed.rs" || true)
 fi
 vgg_defs='network vgg_stage1 on [3, 32, 32] { vgg_stage(64, 2), maxpool(2), global_avgpool, dense(10) }'
 : > bench/.lthc.jsonl; : > bench/.torch.jsonl; : > bench/.before.jsonl
@@ -42,7 +44,7 @@ for net in $networks; do
     export RAYON_NUM_THREADS=$t OMP_NUM_THREADS=$t MKL_NUM_THREADS=$t
     "$now" "$net" $iterations | tag "$t" >> bench/.lthc.jsonl
     if [ -n "$before" ]; then
-      LTHC_BENCH_NETWORK=$net LTHC_BENCH_DEFS="$([ "$net" = vgg_stage1 ] && echo "$vgg_defs")" \
+      LTHC_BENCH_NETWORK=$net LTHC_BENCH_DEFS="$([ "$net" = vgg_stage1 ] && [ -z "$before_has_vgg" ] && echo "$vgg_defs")" \
         "$before" "$net" ${iterations:-$([ "$net" = lenet ] && echo 3000 || echo 30)} | tag "$t" >> bench/.before.jsonl
     fi
     bench/.venv/bin/python bench/torch_train_speed.py "$net" $iterations 2>/dev/null | tag "$t" >> bench/.torch.jsonl
