@@ -25,13 +25,18 @@ for l in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "train_speed" and m.get("executable"):
         print(m["executable"])'
 }
-now=$(bench_binary .)
+# Both builds share target/ and their executables the same name: keep a copy of each.
+bins=$(mktemp -d)
+trap 'rm -rf "$bins"' EXIT
+cp "$(bench_binary .)" "$bins/now"
+now=$bins/now
 before=
 if [ -n "${BEFORE:-}" ]; then
   tree=$(mktemp -d)
   git worktree add --quiet --detach "$tree" "$BEFORE"
-  trap 'git worktree remove --force "$tree"' EXIT
-  before=$(CARGO_TARGET_DIR=$PWD/target bench_binary "$tree")
+  trap 'git worktree remove --force "$tree"; rm -rf "$bins"' EXIT
+  cp "$(CARGO_TARGET_DIR=$PWD/target bench_binary "$tree")" "$bins/before"
+  before=$bins/before
   # Revisions from before the VGG stage was built into the bench get its definition passed in.
   before_has_vgg=$(grep -l vgg_stage1 "$tree/benches/train_speed.rs" || true)
 fi
