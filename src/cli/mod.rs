@@ -82,6 +82,9 @@ enum Command {
         /// No progress bars.
         #[arg(long, short)]
         quiet: bool,
+        /// Refuse to start if a dataset the plan needs is missing (default: run the rest).
+        #[arg(long)]
+        strict: bool,
     },
     /// Print the results in the cache, without training.
     Results {
@@ -175,7 +178,19 @@ pub fn main() -> i32 {
             device,
             jobs,
             quiet,
-        } => run::run(&files, cache, data, &device, jobs, quiet, color),
+            strict,
+        } => run::run(
+            &files,
+            run::RunOptions {
+                cache,
+                data,
+                device,
+                jobs,
+                quiet,
+                strict,
+            },
+            color,
+        ),
         Command::Results {
             files,
             cache,

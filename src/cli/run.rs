@@ -29,17 +29,18 @@ fn fail(d: Diag, color: bool) -> i32 {
     1
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn run(
-    files: &[PathBuf],
-    cache: Option<PathBuf>,
-    data: Option<PathBuf>,
-    device: &str,
-    jobs: Option<usize>,
-    quiet: bool,
-    color: bool,
-) -> i32 {
-    if let Some(j) = jobs {
+/// `lthc run`'s options.
+pub struct RunOptions {
+    pub cache: Option<PathBuf>,
+    pub data: Option<PathBuf>,
+    pub device: String,
+    pub jobs: Option<usize>,
+    pub quiet: bool,
+    pub strict: bool,
+}
+
+pub fn run(files: &[PathBuf], o: RunOptions, color: bool) -> i32 {
+    if let Some(j) = o.jobs {
         std::env::set_var("LTHC_JOBS", j.max(1).to_string());
     }
     if self::jobs() > 1 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
@@ -50,22 +51,25 @@ pub fn run(
         Err(code) => return code,
     };
     let p = plan::build(&c.experiments);
-    let cache = cache_dir(cache, files);
-    let data = data.unwrap_or_else(crate::data::data_dir);
-    let progress = if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+    let cache = cache_dir(o.cache, files);
+    let data = o.data.unwrap_or_else(crate::data::data_dir);
+    let progress = if o.quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         Progress::Quiet
     } else {
         Progress::Bar
     };
-    let outcome = match device {
-        "cpu" => execute::<burn::backend::Autodiff<burn::backend::Flex>>(
-            &p,
-            cache.clone(),
-            data,
-            Default::default(),
-            progress,
-        ),
-        d if d == "cuda" || d.starts_with("cuda:") => cuda(&p, cache.clone(), data, d, progress),
+    let setup = Setup {
+        cache: cache.clone(),
+        data,
+        progress,
+        strict: o.strict,
+        color,
+    };
+    let outcome = match o.device.as_str() {
+        "cpu" => {
+            execute::<burn::backend::Autodiff<burn::backend::Flex>>(&p, setup, Default::default())
+        }
+        d if d == "cuda" || d.starts_with("cuda:") => cuda(&p, setup, d),
         other => Err(Box::new(
             Diag::global(code::EXEC_DEVICE, format!("unknown device `{other}`"))
                 .help("use `--device cpu` or `--device cuda[:N]`"),
@@ -74,50 +78,93 @@ pub fn run(
     match outcome {
         Ok(summary) => {
             let (records, _) = results::collect(&p, &cache);
-            emit(&format!(
-                "{} steps run, {} from the cache; {} iterations trained now, {} served from the cache\n",
-                summary.ran,
-                summary.cached,
-                plan::thousands(summary.trained_iterations),
-                plan::thousands(summary.cached_iterations)
-            ));
-            emit(&format!(
-                "the experiments request {} iterations (each rewind point and seed on its own, nothing shared); the plan trains {}\n",
-                plan::thousands(p.totals.requested_iterations),
-                plan::thousands(p.totals.planned_iterations)
-            ));
+            emit(&summary_text(&p, &summary));
             emit(&results_table(&records));
-            0
+            i32::from(!summary.failed.is_empty())
         }
         Err(d) => fail(*d, color),
     }
 }
 
-/// Runs the plan with `jobs()` workers; per-step locks keep them (and other processes) from
-/// computing a step twice.
-fn execute<B: TrainBackend>(
-    p: &Plan,
+/// The end of a run: what ran, what came from the cache, what failed and what it stopped.
+fn summary_text(p: &Plan, s: &crate::exec::Summary) -> String {
+    let mut out = format!(
+        "{} steps run, {} from the cache; {} iterations trained now, {} served from the cache\n",
+        s.ran,
+        s.cached,
+        plan::thousands(s.trained_iterations),
+        plan::thousands(s.cached_iterations)
+    );
+    out += &format!(
+        "the experiments request {} iterations (each rewind point and seed on its own, nothing shared); the plan trains {}\n",
+        plan::thousands(p.totals.requested_iterations),
+        plan::thousands(p.totals.planned_iterations)
+    );
+    if !s.failed.is_empty() {
+        let skipped = p
+            .steps
+            .len()
+            .saturating_sub(s.ran + s.cached + s.failed.len());
+        out += &format!(
+            "{} steps failed, {skipped} skipped because they need them; run again to retry them:\n",
+            s.failed.len()
+        );
+        for f in &s.failed {
+            out += &format!("  {} [{}]: {}\n", f.label, f.code, f.message);
+        }
+    }
+    out
+}
+
+/// What every backend's run needs besides the plan.
+struct Setup {
     cache: PathBuf,
     data: PathBuf,
-    device: B::Device,
     progress: Progress,
+    strict: bool,
+    color: bool,
+}
+
+/// Checks the datasets, then runs the plan with `jobs()` workers; per-step locks keep them
+/// (and other processes) from computing a step twice.
+fn execute<B: TrainBackend>(
+    p: &Plan,
+    setup: Setup,
+    device: B::Device,
 ) -> Result<crate::exec::Summary, Box<Diag>> {
+    let mut first = Executor::<B>::new(setup.cache, setup.data, device, setup.progress);
+    let unavailable = first.preflight(p);
+    let diags: Vec<Diag> = unavailable.iter().map(|u| u.to_diag()).collect();
+    if !diags.is_empty() {
+        eprint!(
+            "{}",
+            render_report(&diags, &Default::default(), setup.color)
+        );
+        if setup.strict {
+            return Err(Box::new(
+                Diag::global(
+                    code::EXEC_STRICT,
+                    format!(
+                        "{} datasets are missing; nothing was run (--strict)",
+                        diags.len()
+                    ),
+                )
+                .help("provide the datasets, or run without --strict to run everything else"),
+            ));
+        }
+    }
     let n = jobs();
     let outcomes: Vec<Result<crate::exec::Summary, crate::exec::ExecError>> =
         std::thread::scope(|scope| {
             let handles: Vec<_> = (0..n)
                 .map(|w| {
-                    let (cache, data, device) = (cache.clone(), data.clone(), device.clone());
-                    scope.spawn(move || {
-                        let mut ex = Executor::<B>::new(
-                            cache,
-                            data,
-                            device,
-                            if w == 0 { progress } else { Progress::Quiet },
-                        );
-                        ex.worker = format!("worker{w}");
-                        ex.run(p)
-                    })
+                    let progress = if w == 0 {
+                        setup.progress
+                    } else {
+                        Progress::Quiet
+                    };
+                    let mut ex = first.worker(format!("worker{w}"), progress);
+                    scope.spawn(move || ex.run(p))
                 })
                 .collect();
             handles
@@ -130,11 +177,16 @@ fn execute<B: TrainBackend>(
         let s = o.map_err(|e| Box::new(e.to_diag()))?;
         total.ran += s.ran;
         total.trained_iterations += s.trained_iterations;
+        total.failed.extend(s.failed);
     }
-    total.cached = p.steps.len().saturating_sub(total.ran);
+    let done = p.steps.iter().filter(|s| first.is_done(&s.key)).count();
+    total.cached = done.saturating_sub(total.ran);
     total.cached_iterations = p
-        .totals
-        .planned_iterations
+        .steps
+        .iter()
+        .filter(|s| first.is_done(&s.key))
+        .map(|s| s.iterations)
+        .sum::<u64>()
         .saturating_sub(total.trained_iterations);
     Ok(total)
 }
@@ -151,13 +203,7 @@ fn jobs() -> usize {
 }
 
 #[cfg(feature = "cuda")]
-fn cuda(
-    p: &Plan,
-    cache: PathBuf,
-    data: PathBuf,
-    device: &str,
-    progress: Progress,
-) -> Result<crate::exec::Summary, Box<Diag>> {
+fn cuda(p: &Plan, setup: Setup, device: &str) -> Result<crate::exec::Summary, Box<Diag>> {
     let index: usize = match device
         .strip_prefix("cuda:")
         .map(str::parse)
@@ -182,7 +228,7 @@ fn cuda(
     });
     std::panic::set_hook(hook);
     match probe {
-        Ok(dev) => execute::<burn::backend::Autodiff<burn::backend::Cuda>>(p, cache, data, dev, progress),
+        Ok(dev) => execute::<burn::backend::Autodiff<burn::backend::Cuda>>(p, setup, dev),
         Err(_) => Err(Box::new(
             Diag::global(code::EXEC_DEVICE, format!("no usable CUDA device `{device}`"))
                 .help("check `nvidia-smi`; the CUDA driver and NVRTC must be installed, or run with `--device cpu`"),
@@ -191,13 +237,7 @@ fn cuda(
 }
 
 #[cfg(not(feature = "cuda"))]
-fn cuda(
-    _: &Plan,
-    _: PathBuf,
-    _: PathBuf,
-    device: &str,
-    _: Progress,
-) -> Result<crate::exec::Summary, Box<Diag>> {
+fn cuda(_: &Plan, _: Setup, device: &str) -> Result<crate::exec::Summary, Box<Diag>> {
     Err(Box::new(
         Diag::global(
             code::EXEC_DEVICE,
@@ -210,6 +250,15 @@ fn cuda(
 fn num(v: &Value, digits: usize) -> String {
     v.as_f64()
         .map_or_else(|| "-".into(), |x| format!("{x:.digits$}"))
+}
+
+/// Test accuracy in percent, or where the run diverged.
+fn accuracy(r: &Value) -> String {
+    match (r["test_accuracy"].as_f64(), r["diverged_at"].as_u64()) {
+        (_, Some(at)) => format!("div@{at}"),
+        (Some(a), None) => format!("{:.2}%", a * 100.0),
+        (None, None) => "-".into(),
+    }
 }
 
 /// One line per record: what a researcher looks at first.
@@ -240,13 +289,13 @@ pub fn results_table(records: &[Value]) -> String {
             );
         }
         out += &format!(
-            "  {:>4} {:>7} {:>5} {:<14} {:>7.2}% {:>7.2}% {:>9} {:>9} {:>9} {:>8}\n",
+            "  {:>4} {:>7} {:>5} {:<14} {:>7.2}% {:>8} {:>9} {:>9} {:>9} {:>8}\n",
             r["seed"].as_u64().unwrap_or(0),
             r["rewind_iteration"].as_u64().unwrap_or(0),
             r["level"].as_u64().unwrap_or(0),
             r["arm"].as_str().unwrap_or(""),
             r["density"].as_f64().unwrap_or(1.0) * 100.0,
-            r["test_accuracy"].as_f64().unwrap_or(0.0) * 100.0,
+            accuracy(r),
             num(&r["stability_pruning_l2"], 2),
             num(&r["stability_data_order_l2"], 2),
             num(&r["stability_data_order_angle"], 1),

@@ -45,3 +45,6 @@ pub const EXEC_TRAIN: &str = "lth::exec::train";
 pub const EXEC_CORRUPT: &str = "lth::exec::corrupt";
 pub const EXEC_IO: &str = "lth::exec::io";
 pub const EXEC_DEVICE: &str = "lth::exec::device";
+pub const EXEC_PANIC: &str = "lth::exec::panic";
+pub const EXEC_DIVERGED: &str = "lth::exec::diverged";
+pub const EXEC_STRICT: &str = "lth::exec::strict";

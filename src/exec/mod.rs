@@ -4,14 +4,21 @@
 //!
 //! Layout of the cache: `<cache>/steps/<key>/` holds a step's outputs — `state.ckpt` (init,
 //! rewind, or a train step's final state), `it_<N>.ckpt` (train checkpoints), `resume.ckpt`
-//! (train progress), `mask.ckpt` (prune), `result.json` (evaluate, measure) — and `done`.
+//! (train progress), `mask.ckpt` (prune), `result.json` (evaluate, measure) — and `done`;
+//! `diverged.json` for a training run whose loss stopped being finite (a result, kept), and
+//! `failed.json` for a step that failed (retried by the next run).
+//!
+//! A failing step stops only what depends on it: it is recorded, the steps that need it are
+//! skipped, and every other step still runs.
 
 pub mod explain;
+pub mod failure;
 mod lock;
+pub mod preflight;
 pub mod results;
 mod steps;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -38,12 +45,34 @@ pub enum ExecError {
         path: PathBuf,
         error: String,
     },
+    /// A dataset the preflight found unavailable (and reported).
+    Unavailable(DataError),
+    /// A step panicked (a bug in lthc), caught at the step boundary.
+    Panic {
+        step: String,
+        message: String,
+    },
+    /// A step that needs a trained network got one whose training diverged.
+    Diverged {
+        step: String,
+        iteration: u64,
+    },
 }
 
 impl ExecError {
     pub fn to_diag(&self) -> Diag {
         match self {
-            ExecError::Data(e) => e.to_diag(),
+            ExecError::Data(e) | ExecError::Unavailable(e) => e.to_diag(),
+            ExecError::Panic { step, message } => Diag::global(
+                code::EXEC_PANIC,
+                format!("step {step} stopped on an internal error: {message}"),
+            )
+            .help("this is a bug in lthc: please report it with the .lth file; other steps ran"),
+            ExecError::Diverged { step, iteration } => Diag::global(
+                code::EXEC_DIVERGED,
+                format!("step {step}: the network it needs diverged at iteration {iteration}"),
+            )
+            .help("lower the learning rate or add warmup; the diverged run is recorded in the results"),
             ExecError::Train { step, error } => {
                 Diag::global(code::EXEC_TRAIN, format!("step {step}: {error}")).help(match error {
                     TrainError::Diverged { .. } => "lower the learning rate or add warmup",
@@ -82,6 +111,8 @@ pub struct Summary {
     pub cached: usize,
     pub trained_iterations: u64,
     pub cached_iterations: u64,
+    /// Steps this executor tried that failed.
+    pub failed: Vec<failure::Failure>,
 }
 
 pub struct Executor<B: TrainBackend> {
@@ -91,7 +122,11 @@ pub struct Executor<B: TrainBackend> {
     pub progress: Progress,
     /// Names this worker in lock files (`--jobs` runs several per process).
     pub worker: String,
+    /// Names this run in failure markers: shared by its workers.
+    pub run_id: String,
     datasets: HashMap<String, Arc<Dataset>>,
+    /// Datasets the preflight could not load, by canonical spec.
+    unavailable: HashMap<String, DataError>,
 }
 
 impl<B: TrainBackend> Executor<B> {
@@ -102,7 +137,23 @@ impl<B: TrainBackend> Executor<B> {
             device,
             progress,
             worker: "main".into(),
+            run_id: new_run_id(),
             datasets: HashMap::new(),
+            unavailable: HashMap::new(),
+        }
+    }
+
+    /// Another worker of the same run: the same cache, run id and loaded datasets.
+    pub fn worker(&self, name: String, progress: Progress) -> Self {
+        Executor {
+            cache: self.cache.clone(),
+            data_dir: self.data_dir.clone(),
+            device: self.device.clone(),
+            progress,
+            worker: name,
+            run_id: self.run_id.clone(),
+            datasets: self.datasets.clone(),
+            unavailable: self.unavailable.clone(),
         }
     }
 
@@ -150,6 +201,8 @@ impl<B: TrainBackend> Executor<B> {
             .map(|s| s.iterations)
             .sum();
         let mut trained = 0u64;
+        // Steps that failed in this run, or need one that did (plan order: inputs first).
+        let mut blocked: HashSet<&str> = HashSet::new();
         loop {
             let mut waiting = false;
             let mut progressed = false;
@@ -162,18 +215,28 @@ impl<B: TrainBackend> Executor<B> {
                     }
                     continue;
                 }
+                if blocked.contains(step.key.as_str()) {
+                    continue;
+                }
+                let dir = self.step_dir(&step.key);
+                if failure::failed_in(&dir, &self.run_id)
+                    || step.inputs.iter().any(|i| blocked.contains(i.as_str()))
+                {
+                    blocked.insert(&step.key);
+                    continue;
+                }
                 if !step.inputs.iter().all(|i| self.is_done(i)) {
                     waiting = true;
                     continue;
                 }
-                let dir = self.step_dir(&step.key);
                 let Some(_lock) = lock::try_lock(&dir, &self.worker).map_err(io_err(&dir))? else {
                     waiting = true;
                     continue;
                 };
-                if self.is_done(&step.key) {
+                if self.is_done(&step.key) || failure::failed_in(&dir, &self.run_id) {
                     continue;
                 }
+                failure::clear(&dir);
                 if self.progress == Progress::Bar {
                     let done = plan.steps.iter().filter(|s| self.is_done(&s.key)).count();
                     let eta = if trained > 0 {
@@ -190,7 +253,16 @@ impl<B: TrainBackend> Executor<B> {
                         step.label
                     );
                 }
-                self.run_step(plan, step)?;
+                progressed = true;
+                match self.attempt(plan, step) {
+                    Ok(()) => {}
+                    Err(e @ ExecError::Corrupt { .. }) => return Err(e),
+                    Err(e) => {
+                        summary.failed.push(self.fail(step, &e)?);
+                        blocked.insert(&step.key);
+                        continue;
+                    }
+                }
                 let done = dir.join("done");
                 crate::store::atomic_write(&done, done_record(step).to_string().as_bytes())
                     .map_err(io_err(&done))?;
@@ -198,7 +270,6 @@ impl<B: TrainBackend> Executor<B> {
                 summary.ran += 1;
                 summary.trained_iterations += step.iterations;
                 trained += step.iterations;
-                progressed = true;
             }
             if !waiting {
                 return Ok(());
@@ -207,6 +278,43 @@ impl<B: TrainBackend> Executor<B> {
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
         }
+    }
+
+    /// Runs one step; a panic inside it (a bug) becomes an error of that step alone.
+    fn attempt(&mut self, plan: &Plan, step: &Step) -> Result<(), ExecError> {
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_step(plan, step)));
+        outcome.unwrap_or_else(|payload| {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            Err(ExecError::Panic {
+                step: step.label.clone(),
+                message,
+            })
+        })
+    }
+
+    /// Records that `step` failed with `error`, and says so (a dataset the preflight reported
+    /// is not reported again for every step that needs it).
+    fn fail(&self, step: &Step, error: &ExecError) -> Result<failure::Failure, ExecError> {
+        let diag = error.to_diag();
+        if !matches!(error, ExecError::Unavailable(_)) {
+            eprint!(
+                "{}",
+                crate::diag::render_report(std::slice::from_ref(&diag), &Default::default(), false)
+            );
+        }
+        let dir = self.step_dir(&step.key);
+        failure::record(&dir, &self.run_id, &step.label, &diag).map_err(io_err(&dir))
+    }
+
+    /// The iteration at which the training run `key` diverged, if it did.
+    pub fn diverged_at(&self, key: &str) -> Option<u64> {
+        let bytes = crate::store::read_checked(&self.step_dir(key).join("diverged.json")).ok()?;
+        serde_json::from_slice::<serde_json::Value>(&bytes).ok()?["iteration"].as_u64()
     }
 
     /// Checks every artifact in the cache; returns (files checked, damaged files removed).
@@ -248,6 +356,9 @@ impl<B: TrainBackend> Executor<B> {
         if let Some(d) = self.datasets.get(&id) {
             return Ok(d.clone());
         }
+        if let Some(e) = self.unavailable.get(&id) {
+            return Err(ExecError::Unavailable(e.clone()));
+        }
         let d = Arc::new(
             data::load(spec, &self.data_dir, self.progress == Progress::Bar)
                 .map_err(ExecError::Data)?,
@@ -276,6 +387,14 @@ impl<B: TrainBackend> Executor<B> {
     pub fn output_state(&self, plan: &Plan, key: &str) -> Result<State, ExecError> {
         self.load_state(&self.step_dir(key).join(output_file(plan.get(key))))
     }
+}
+
+/// Distinguishes runs in failure markers: the process and the moment it started.
+fn new_run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{nanos}", std::process::id())
 }
 
 /// A step directory found in the cache.

@@ -41,6 +41,9 @@ pub fn collect(plan: &Plan, cache: &Path) -> (Vec<Value>, bool) {
         ] {
             m.insert(field.into(), eval[from].clone());
         }
+        if let Some(at) = eval["diverged_at"].as_u64() {
+            m.insert("diverged_at".into(), json!(at));
+        }
         let mut put = |prefix: &str, key: &Option<String>, fields: &[(&str, &str)]| {
             if let Some(v) = key.as_ref().and_then(|k| read(cache, k)) {
                 for (name, field) in fields {

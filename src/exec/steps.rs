@@ -71,6 +71,12 @@ impl<B: TrainBackend> Executor<B> {
                 prune,
                 level,
             } => {
+                if let Some(iteration) = self.diverged_at(&step.inputs[0]) {
+                    return Err(ExecError::Diverged {
+                        step: step.label.clone(),
+                        iteration,
+                    });
+                }
                 let trained = self.output_state(plan, &step.inputs[0])?;
                 let layout = Layout::of(network);
                 let masks = if prune.strategy == Strategy::Snip {
@@ -117,6 +123,17 @@ impl<B: TrainBackend> Executor<B> {
             }
             Payload::Evaluate { network, dataset } => {
                 let state = self.output_state(plan, &step.inputs[0])?;
+                if let Some(iteration) = self.diverged_at(&step.inputs[0]) {
+                    let masks = previous_masks(&state, &Layout::of(network));
+                    let result = json!({
+                        "diverged_at": iteration,
+                        "test_accuracy": null,
+                        "test_loss": null,
+                        "iteration": state.iteration,
+                        "density": prune::density(&masks),
+                    });
+                    return write_json(&dir.join("result.json"), &result);
+                }
                 let data = self.dataset(dataset)?;
                 let e =
                     evaluate::<B::InnerBackend>(network, &state, &data, Split::Test, &self.device)
@@ -160,6 +177,13 @@ impl<B: TrainBackend> Executor<B> {
                 network,
                 dataset,
             } => {
+                let diverged = step.inputs[..2].iter().find_map(|k| self.diverged_at(k));
+                if let Some(iteration) = diverged {
+                    return write_json(
+                        &dir.join("result.json"),
+                        &json!({ "diverged_at": iteration }),
+                    );
+                }
                 let a = self.output_state(plan, &step.inputs[0])?;
                 let b = self.output_state(plan, &step.inputs[1])?;
                 let layout = Layout::of(network);
@@ -288,10 +312,27 @@ impl<B: TrainBackend> Executor<B> {
             }
             Ok(())
         });
-        result.map_err(|error| ExecError::Train {
-            step: label.to_string(),
-            error,
-        })?;
+        match result {
+            Ok(_) => {}
+            // Divergence is a result: the state as it stood becomes the step's output, marked.
+            Err(train::TrainError::Diverged { iteration, state }) => {
+                save(&state, &dir.join(format!("it_{end}.ckpt")))?;
+                write_json(
+                    &dir.join("diverged.json"),
+                    &json!({ "iteration": iteration }),
+                )?;
+                eprintln!(
+                    "warning[{}]: {label}: the loss is not finite at iteration {iteration}; recorded as diverged",
+                    crate::diag::code::EXEC_DIVERGED
+                );
+            }
+            Err(error) => {
+                return Err(ExecError::Train {
+                    step: label.to_string(),
+                    error,
+                })
+            }
+        }
         let _ = std::fs::remove_file(&resume);
         Ok(())
     }

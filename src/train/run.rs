@@ -21,9 +21,11 @@ pub enum TrainError {
     Data(DataError),
     /// A checkpoint could not be written.
     Save(String),
-    /// The loss became NaN or infinite.
+    /// The loss became NaN or infinite: found at `iteration` (checked every
+    /// [`DIVERGENCE_CHECK`] iterations and at the last), with the state as it then stood.
     Diverged {
         iteration: u64,
+        state: Box<State>,
     },
     /// The batch-preparing thread stopped unexpectedly.
     Loader,
@@ -34,13 +36,16 @@ impl std::fmt::Display for TrainError {
         match self {
             TrainError::Data(e) => write!(f, "{e}"),
             TrainError::Save(e) => write!(f, "cannot save a checkpoint: {e}"),
-            TrainError::Diverged { iteration } => {
+            TrainError::Diverged { iteration, .. } => {
                 write!(f, "the loss is not finite at iteration {iteration}")
             }
             TrainError::Loader => write!(f, "the data loader stopped unexpectedly"),
         }
     }
 }
+
+/// Iterations between two checks that the loss is finite.
+pub const DIVERGENCE_CHECK: u64 = 10;
 
 /// How to report progress.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -243,14 +248,24 @@ pub fn train<B: TrainBackend>(
             .collect();
         s.buffers = step.buffers.into_iter().map(|b| b.inner()).collect();
         s.iteration = it + 1;
+        let loss = loss.inner();
+        // Reading the loss syncs with the device: only now and then, at fixed iterations (so
+        // that where a divergence is found does not depend on how the run is watched).
+        let check = it % DIVERGENCE_CHECK == 0 || it + 1 == job.end;
+        if check && !download(&loss)[0].is_finite() {
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            let state = Box::new(s.download());
+            return Err(TrainError::Diverged {
+                iteration: it,
+                state,
+            });
+        }
         if let Some(b) = &bar {
             b.inc(1);
-            // Reading the loss syncs with the device: only now and then.
             if it % 100 == 0 {
-                let value = download(&loss.inner())[0];
-                if !value.is_finite() {
-                    return Err(TrainError::Diverged { iteration: it });
-                }
+                let value = download(&loss)[0];
                 let accuracy = batch_accuracy(&logits.inner(), &batch.labels);
                 b.set_message(format!(
                     "{} loss {value:.4} acc {:.1}%",
