@@ -148,3 +148,71 @@ fn a_diverging_run_is_a_result() {
     assert_eq!(calm, results(dir.path(), "ref", "calm.lth"));
     assert_eq!(calm.len(), 3);
 }
+
+#[test]
+fn an_interrupted_run_saves_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = common::tiny_idx(&dir.path().join("tiny"), 160, 40);
+    let program = format!(
+        "import \"stdlib/networks.lth\"\n{tiny}experiment long {{\n  network = mlp(36, 256, 256, 2)\n  data = tiny\n  train = {{ optimizer = sgd(lr: 0.05), batch = 16, duration = 4000 it }}\n  prune = magnitude(global, 50%) for 1 levels\n}}\n"
+    );
+    std::fs::write(dir.path().join("long.lth"), program).unwrap();
+    let out = lthc(&["run", "-q", "--cache", "ref", "long.lth"], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // SIGINT while the dense run trains (a fixed delay, then later ones if it finished first).
+    let mut interrupted = None;
+    for delay_ms in [400u64, 150, 50] {
+        let _ = std::fs::remove_dir_all(dir.path().join("c"));
+        let child = Command::new(env!("CARGO_BIN_EXE_lthc"))
+            .args(["run", "-q", "--cache", "c", "long.lth"])
+            .current_dir(dir.path())
+            .env_remove("LTHC_CACHE")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let signal = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        if signal.success() && out.status.code() == Some(130) {
+            interrupted = Some(out);
+            break;
+        }
+    }
+    let out = interrupted.expect("no run was interrupted while training");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("lth::exec::interrupted"), "{stderr}");
+    assert!(stderr.contains("run the same command again"), "{stderr}");
+    // No lock left behind, nothing damaged, and the dense run's progress is on disk.
+    let steps = dir.path().join("c").join("steps");
+    let mut resumable = 0;
+    for step in std::fs::read_dir(&steps)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+    {
+        assert!(
+            !step.join("lock").exists(),
+            "{} still locked",
+            step.display()
+        );
+        resumable += usize::from(step.join("resume.ckpt").exists());
+    }
+    assert_eq!(
+        resumable, 1,
+        "the interrupted training run saved where it was"
+    );
+    let verify = lthc(&["cache", "verify", "--cache", "c"], dir.path());
+    assert!(verify.status.success(), "{}", text(&verify.stderr));
+
+    // The same command resumes, to the same results as the uninterrupted run.
+    let out = lthc(&["run", "-q", "--cache", "c", "long.lth"], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        results(dir.path(), "c", "long.lth"),
+        results(dir.path(), "ref", "long.lth")
+    );
+}

@@ -52,6 +52,7 @@ pub fn run(files: &[PathBuf], o: RunOptions, color: bool) -> i32 {
     };
     let p = plan::build(&c.experiments);
     let cache = cache_dir(o.cache, files);
+    on_interrupt();
     let data = o.data.unwrap_or_else(crate::data::data_dir);
     let progress = if o.quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         Progress::Quiet
@@ -82,8 +83,24 @@ pub fn run(files: &[PathBuf], o: RunOptions, color: bool) -> i32 {
             emit(&results_table(&records));
             i32::from(!summary.failed.is_empty())
         }
+        Err(d) if d.code == code::EXEC_INTERRUPTED => {
+            fail(*d, color);
+            130
+        }
         Err(d) => fail(*d, color),
     }
+}
+
+/// The first Ctrl-C asks the training loops to save and stop (the run then says how to
+/// resume); a second one exits at once — still safe, as every write is atomic.
+fn on_interrupt() {
+    let _ = ctrlc::set_handler(|| {
+        if crate::train::stop::requested() {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupted: saving; press Ctrl-C again to stop at once");
+        crate::train::stop::request();
+    });
 }
 
 /// The end of a run: what ran, what came from the cache, what failed and what it stopped.

@@ -48,3 +48,4 @@ pub const EXEC_DEVICE: &str = "lth::exec::device";
 pub const EXEC_PANIC: &str = "lth::exec::panic";
 pub const EXEC_DIVERGED: &str = "lth::exec::diverged";
 pub const EXEC_STRICT: &str = "lth::exec::strict";
+pub const EXEC_INTERRUPTED: &str = "lth::exec::interrupted";

@@ -57,12 +57,19 @@ pub enum ExecError {
         step: String,
         iteration: u64,
     },
+    /// Stopped on request (Ctrl-C) with everything saved: not a failure.
+    Interrupted,
 }
 
 impl ExecError {
     pub fn to_diag(&self) -> Diag {
         match self {
             ExecError::Data(e) | ExecError::Unavailable(e) => e.to_diag(),
+            ExecError::Interrupted => Diag::global(
+                code::EXEC_INTERRUPTED,
+                "interrupted: finished steps and each training run's last state are saved",
+            )
+            .help("run the same command again to resume where it stopped"),
             ExecError::Panic { step, message } => Diag::global(
                 code::EXEC_PANIC,
                 format!("step {step} stopped on an internal error: {message}"),
@@ -83,6 +90,7 @@ impl ExecError {
                     TrainError::Loader => {
                         "a dataset file may be damaged: fetch it again or check the files"
                     }
+                    TrainError::Interrupted => "run the same command again to resume",
                 })
             }
             ExecError::Corrupt { path, reason } => {
@@ -204,6 +212,9 @@ impl<B: TrainBackend> Executor<B> {
         // Steps that failed in this run, or need one that did (plan order: inputs first).
         let mut blocked: HashSet<&str> = HashSet::new();
         loop {
+            if crate::train::stop::requested() {
+                return Err(ExecError::Interrupted);
+            }
             let mut waiting = false;
             let mut progressed = false;
             for (n, step) in plan.steps.iter().enumerate() {
@@ -236,6 +247,9 @@ impl<B: TrainBackend> Executor<B> {
                 if self.is_done(&step.key) || failure::failed_in(&dir, &self.run_id) {
                     continue;
                 }
+                if crate::train::stop::requested() {
+                    return Err(ExecError::Interrupted);
+                }
                 failure::clear(&dir);
                 if self.progress == Progress::Bar {
                     let done = plan.steps.iter().filter(|s| self.is_done(&s.key)).count();
@@ -256,7 +270,7 @@ impl<B: TrainBackend> Executor<B> {
                 progressed = true;
                 match self.attempt(plan, step) {
                     Ok(()) => {}
-                    Err(e @ ExecError::Corrupt { .. }) => return Err(e),
+                    Err(e @ (ExecError::Corrupt { .. } | ExecError::Interrupted)) => return Err(e),
                     Err(e) => {
                         summary.failed.push(self.fail(step, &e)?);
                         blocked.insert(&step.key);

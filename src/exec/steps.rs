@@ -326,6 +326,7 @@ impl<B: TrainBackend> Executor<B> {
                     crate::diag::code::EXEC_DIVERGED
                 );
             }
+            Err(train::TrainError::Interrupted) => return Err(ExecError::Interrupted),
             Err(error) => {
                 return Err(ExecError::Train {
                     step: label.to_string(),

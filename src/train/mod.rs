@@ -7,6 +7,7 @@ mod optim;
 mod run;
 pub mod schedule;
 pub mod state;
+pub mod stop;
 
 pub use eval::{evaluate, Evaluation, Split};
 pub use optim::{masked_update, slots, update, Step, Update};

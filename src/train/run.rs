@@ -29,6 +29,8 @@ pub enum TrainError {
     },
     /// The batch-preparing thread stopped unexpectedly.
     Loader,
+    /// A stop was requested ([`super::stop`]); the state was saved first.
+    Interrupted,
 }
 
 impl std::fmt::Display for TrainError {
@@ -40,6 +42,7 @@ impl std::fmt::Display for TrainError {
                 write!(f, "the loss is not finite at iteration {iteration}")
             }
             TrainError::Loader => write!(f, "the data loader stopped unexpectedly"),
+            TrainError::Interrupted => write!(f, "interrupted"),
         }
     }
 }
@@ -208,6 +211,13 @@ pub fn train<B: TrainBackend>(
     });
     let began = Instant::now();
     for it in start..job.end {
+        if super::stop::requested() {
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            save(&s.download()).map_err(TrainError::Save)?;
+            return Err(TrainError::Interrupted);
+        }
         let batch = rx
             .recv()
             .map_err(|_| TrainError::Loader)?
