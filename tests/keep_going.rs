@@ -91,6 +91,10 @@ fn a_missing_dataset_stops_only_its_experiments() {
     assert_eq!(reference.len(), 3, "dense, IMP level 1, random control");
     assert_eq!(results(dir.path(), "c", "alone.lth"), reference);
 
+    // The failure markers are artifacts like any other: the cache verifies.
+    let verify = lthc(&["cache", "verify", "--cache", "c"], dir.path());
+    assert!(verify.status.success(), "{}", text(&verify.stdout));
+
     // Running again retries only the failed step (and fails the same way).
     let out = lthc(&["run", "-q", "--cache", "c", "both.lth"], dir.path());
     let stdout = text(&out.stdout);

@@ -35,15 +35,16 @@ pub fn record(dir: &Path, run: &str, label: &str, diag: &Diag) -> std::io::Resul
         "help": failure.help,
     });
     std::fs::create_dir_all(dir)?;
-    crate::store::atomic_write(&dir.join(FILE), value.to_string().as_bytes())?;
+    // Checksummed like every other artifact, so that `lthc cache verify` accepts it.
+    crate::store::write_checked(&dir.join(FILE), value.to_string().as_bytes())?;
     Ok(failure)
 }
 
 /// Whether the step in `dir` failed in run `run` (a marker from an earlier run does not count).
 pub fn failed_in(dir: &Path, run: &str) -> bool {
-    std::fs::read_to_string(dir.join(FILE))
+    crate::store::read_checked(&dir.join(FILE))
         .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .is_some_and(|v| v["run"] == run)
 }
 
