@@ -7,6 +7,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::lthc;
+
 fn program(dir: &Path) -> String {
     let dataset = common::tiny_idx(&dir.join("tiny"), 480, 100);
     format!(
@@ -14,15 +16,6 @@ fn program(dir: &Path) -> String {
 experiment crash {{\n  network = mlp(36, 64, 32, 2)\n  data = tiny\n  train = {{ optimizer = adam(lr: 0.005), batch = 16, duration = 90 it }}\n  \
 prune = magnitude(global, 30%) for 2 levels\n  rewind = [0 it, 10 it]\n  controls = [random_prune]\n  measure = [stability(data_order)]\n}}\n"
     )
-}
-
-fn lthc(args: &[&str], dir: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_lthc"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("LTHC_CACHE")
-        .output()
-        .expect("run lthc")
 }
 
 fn results(dir: &Path, cache: &str) -> serde_json::Value {

@@ -4,16 +4,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn lthc(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lthc"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("LTHC_CACHE")
-        .output()
-        .expect("run lthc")
-}
+use common::lthc;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

@@ -196,12 +196,10 @@ fn execute<B: TrainBackend>(
         total.trained_iterations += s.trained_iterations;
         total.failed.extend(s.failed);
     }
-    let done = p.steps.iter().filter(|s| first.is_done(&s.key)).count();
-    total.cached = done.saturating_sub(total.ran);
-    total.cached_iterations = p
-        .steps
+    let done: Vec<_> = p.steps.iter().filter(|s| first.is_done(&s.key)).collect();
+    total.cached = done.len().saturating_sub(total.ran);
+    total.cached_iterations = done
         .iter()
-        .filter(|s| first.is_done(&s.key))
         .map(|s| s.iterations)
         .sum::<u64>()
         .saturating_sub(total.trained_iterations);

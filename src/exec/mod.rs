@@ -366,7 +366,7 @@ impl<B: TrainBackend> Executor<B> {
     }
 
     pub fn dataset(&mut self, spec: &DatasetSpec) -> Result<Arc<Dataset>, ExecError> {
-        let id = spec.canonical().to_string();
+        let id = dataset_id(spec);
         if let Some(d) = self.datasets.get(&id) {
             return Ok(d.clone());
         }
@@ -401,6 +401,11 @@ impl<B: TrainBackend> Executor<B> {
     pub fn output_state(&self, plan: &Plan, key: &str) -> Result<State, ExecError> {
         self.load_state(&self.step_dir(key).join(output_file(plan.get(key))))
     }
+}
+
+/// How the executor names a dataset among those it loaded (and those it could not).
+fn dataset_id(spec: &DatasetSpec) -> String {
+    spec.canonical().to_string()
 }
 
 /// Distinguishes runs in failure markers: the process and the moment it started.

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use super::Executor;
+use super::{dataset_id, Executor};
 use crate::check::DatasetSpec;
 use crate::data::DataError;
 use crate::diag::Diag;
@@ -47,11 +47,6 @@ pub fn dataset_of(step: &Step) -> Option<&DatasetSpec> {
     }
 }
 
-/// How the executor names a dataset among those it loaded.
-fn id_of(spec: &DatasetSpec) -> String {
-    spec.canonical().to_string()
-}
-
 impl<B: TrainBackend> Executor<B> {
     /// Loads each dataset that a step not yet done needs; returns those that cannot be loaded.
     /// Later steps that ask for one of them fail without loading it again.
@@ -64,7 +59,7 @@ impl<B: TrainBackend> Executor<B> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         for spec in pending.iter().filter_map(|s| dataset_of(s)) {
-            let id = id_of(spec);
+            let id = dataset_id(spec);
             if !seen.insert(id.clone()) {
                 continue;
             }
@@ -73,7 +68,7 @@ impl<B: TrainBackend> Executor<B> {
                 // Steps in plan order: inputs come before the steps that read them.
                 let mut affected: HashSet<&str> = HashSet::new();
                 for s in &pending {
-                    let direct = dataset_of(s).is_some_and(|d| id_of(d) == id);
+                    let direct = dataset_of(s).is_some_and(|d| dataset_id(d) == id);
                     if direct || s.inputs.iter().any(|i| affected.contains(i.as_str())) {
                         affected.insert(&s.key);
                     }

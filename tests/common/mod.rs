@@ -89,3 +89,13 @@ pub fn tiny_idx(dir: &std::path::Path, train: usize, test: usize) -> String {
         dir.display()
     )
 }
+
+/// Runs the `lthc` binary in `dir`, ignoring the caller's `LTHC_CACHE`.
+pub fn lthc(args: &[&str], dir: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_lthc"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("LTHC_CACHE")
+        .output()
+        .expect("run lthc")
+}
