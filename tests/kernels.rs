@@ -35,6 +35,28 @@ fn host<const D: usize>(t: Tensor<Flex, D>) -> Vec<f32> {
     t.into_data().into_vec::<f32>().unwrap()
 }
 
+/// `[y, dx, dw, db?]` for the loss `sum(y * r)`, `r` random from `seed`: every output and
+/// gradient of a layer `y = f(x, w, b)`.
+fn weighted_sum_gradients<const D: usize, const X: usize, const W: usize>(
+    y: Tensor<A, D>,
+    seed: u64,
+    x: &Tensor<A, X>,
+    w: &Tensor<A, W>,
+    b: Option<&Tensor<A, 1>>,
+) -> Vec<Vec<f32>> {
+    let r = random(y.dims(), seed);
+    let grads = (y.clone() * r).sum().backward();
+    let mut out = vec![
+        host(y.inner()),
+        host(x.grad(&grads).unwrap()),
+        host(w.grad(&grads).unwrap()),
+    ];
+    if let Some(b) = b {
+        out.push(host(b.grad(&grads).unwrap()));
+    }
+    out
+}
+
 fn assert_close(what: &str, got: &[f32], want: &[f32]) {
     assert_eq!(got.len(), want.len(), "{what}: lengths");
     let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
@@ -65,17 +87,7 @@ fn conv_run(
     } else {
         conv2d(xt.clone(), wt.clone(), bt.clone(), opts.clone())
     };
-    let r = random(y.dims(), 4);
-    let grads = (y.clone() * r).sum().backward();
-    let mut out = vec![
-        host(y.inner()),
-        host(xt.grad(&grads).unwrap()),
-        host(wt.grad(&grads).unwrap()),
-    ];
-    if let Some(b) = bt {
-        out.push(host(b.grad(&grads).unwrap()));
-    }
-    out
+    weighted_sum_gradients(y, 4, &xt, &wt, bt.as_ref())
 }
 
 fn check_conv(x: [usize; 4], w: [usize; 4], bias: bool, opts: ConvOptions<2>) {
@@ -209,17 +221,7 @@ fn dense_run(n: usize, inputs: usize, outputs: usize, bias: bool, fast: bool) ->
             None => y,
         }
     };
-    let r = random(y.dims(), 14);
-    let grads = (y.clone() * r).sum().backward();
-    let mut out = vec![
-        host(y.inner()),
-        host(x.grad(&grads).unwrap()),
-        host(w.grad(&grads).unwrap()),
-    ];
-    if let Some(b) = b {
-        out.push(host(b.grad(&grads).unwrap()));
-    }
-    out
+    weighted_sum_gradients(y, 14, &x, &w, b.as_ref())
 }
 
 #[test]
