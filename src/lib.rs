@@ -14,6 +14,7 @@ pub mod lang;
 pub mod lottery;
 pub mod nn;
 pub mod plan;
+pub mod report;
 pub mod rng;
 pub mod stdlib;
 pub mod store;

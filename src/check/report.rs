@@ -5,7 +5,14 @@ use super::{At, Checker, DefId};
 use crate::diag::{code, unknown_name_help};
 use crate::lang::ast::{DefKind, ExprKind};
 
-const FIELDS: &[&str] = &["title", "experiments", "rows", "columns", "plots"];
+const FIELDS: &[&str] = &[
+    "title",
+    "experiments",
+    "rows",
+    "columns",
+    "plots",
+    "tolerance",
+];
 
 impl<'p> Checker<'p> {
     pub fn report(&mut self, id: DefId) -> Option<ReportSpec> {
@@ -34,6 +41,10 @@ impl<'p> Checker<'p> {
             Some(at) => self.plots(at),
             None => Some(Vec::new()),
         };
+        let tolerance = match rec.get("tolerance") {
+            Some(at) => self.fraction(at, "the winning-ticket tolerance"),
+            None => Some(0.0),
+        };
         rec.finish(self, FIELDS);
         Some(ReportSpec {
             name,
@@ -42,6 +53,7 @@ impl<'p> Checker<'p> {
             rows: rows?,
             columns: columns?,
             plots: plots?,
+            tolerance: tolerance?,
         })
     }
 

@@ -350,6 +350,9 @@ pub struct ReportSpec {
     pub rows: Vec<String>,
     pub columns: Vec<String>,
     pub plots: Vec<PlotSpec>,
+    /// How far (in accuracy, a fraction) below the dense network a subnetwork may be and still
+    /// count as a winning ticket.
+    pub tolerance: f64,
 }
 
 /// Result fields a report may name (docs/results.md describes each).

@@ -1,6 +1,7 @@
 //! The command line: a thin layer over check and plan. Every failure is a diagnostic.
 
 mod commands;
+mod report;
 mod run;
 
 use std::path::PathBuf;
@@ -85,6 +86,25 @@ enum Command {
         /// Refuse to start if a dataset the plan needs is missing (default: run the rest).
         #[arg(long)]
         strict: bool,
+        /// Where the reports go (default: reports/ next to the first file).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also write each report as a self-contained HTML page.
+        #[arg(long)]
+        html: bool,
+    },
+    /// Render the files' `report` blocks from the cache (tables, plots), without training.
+    Report {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// Output directory (default: reports/ next to the first file); one folder per report.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also write a self-contained HTML page per report (index.html).
+        #[arg(long)]
+        html: bool,
     },
     /// Print the results in the cache, without training.
     Results {
@@ -179,6 +199,8 @@ pub fn main() -> i32 {
             jobs,
             quiet,
             strict,
+            out,
+            html,
         } => run::run(
             &files,
             run::RunOptions {
@@ -188,9 +210,17 @@ pub fn main() -> i32 {
                 jobs,
                 quiet,
                 strict,
+                out,
+                html,
             },
             color,
         ),
+        Command::Report {
+            files,
+            cache,
+            out,
+            html,
+        } => report::report(&files, cache, out, html, color),
         Command::Results {
             files,
             cache,

@@ -37,6 +37,9 @@ pub struct RunOptions {
     pub jobs: Option<usize>,
     pub quiet: bool,
     pub strict: bool,
+    /// Reports' output directory.
+    pub out: Option<PathBuf>,
+    pub html: bool,
 }
 
 pub fn run(files: &[PathBuf], o: RunOptions, color: bool) -> i32 {
@@ -46,12 +49,13 @@ pub fn run(files: &[PathBuf], o: RunOptions, color: bool) -> i32 {
     if self::jobs() > 1 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", "1");
     }
-    let (_, c) = match checked(files, Format::Text, color, false) {
+    let (prog, c) = match checked(files, Format::Text, color, false) {
         Ok(x) => x,
         Err(code) => return code,
     };
     let p = plan::build(&c.experiments);
     let cache = cache_dir(o.cache, files);
+    let out = super::report::out_dir(o.out, files);
     on_interrupt();
     let data = o.data.unwrap_or_else(crate::data::data_dir);
     let progress = if o.quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
@@ -80,7 +84,10 @@ pub fn run(files: &[PathBuf], o: RunOptions, color: bool) -> i32 {
         Ok(summary) => {
             let (records, _) = results::collect(&p, &cache);
             emit(&summary_text(&p, &summary));
-            emit(&results_table(&records));
+            match super::report::render(&prog, &c, &p, &cache, &records, &out, o.html) {
+                Ok(text) => emit(&text),
+                Err(d) => return fail(*d, color),
+            }
             i32::from(!summary.failed.is_empty())
         }
         Err(d) if d.code == code::EXEC_INTERRUPTED => {

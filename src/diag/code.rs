@@ -49,3 +49,5 @@ pub const EXEC_PANIC: &str = "lth::exec::panic";
 pub const EXEC_DIVERGED: &str = "lth::exec::diverged";
 pub const EXEC_STRICT: &str = "lth::exec::strict";
 pub const EXEC_INTERRUPTED: &str = "lth::exec::interrupted";
+
+pub const REPORT_IO: &str = "lth::report::io";

@@ -52,3 +52,16 @@ pub fn failed_in(dir: &Path, run: &str) -> bool {
 pub fn clear(dir: &Path) {
     let _ = std::fs::remove_file(dir.join(FILE));
 }
+
+/// The failure recorded for the step in `dir`, from whichever run hit it.
+pub fn read(dir: &Path) -> Option<Failure> {
+    let bytes = crate::store::read_checked(&dir.join(FILE)).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+    Some(Failure {
+        label: text("label"),
+        code: text("code"),
+        message: text("message"),
+        help: text("help"),
+    })
+}

@@ -41,6 +41,11 @@ pub fn collect(plan: &Plan, cache: &Path) -> (Vec<Value>, bool) {
         ] {
             m.insert(field.into(), eval[from].clone());
         }
+        if eval.get("best_iteration").is_some() {
+            m.insert("best_iteration".into(), eval["best_iteration"].clone());
+            m.insert("best_accuracy".into(), eval["best_accuracy"].clone());
+            m.insert("evaluations".into(), eval["history"].clone());
+        }
         if let Some(at) = eval["diverged_at"].as_u64() {
             m.insert("diverged_at".into(), json!(at));
         }
