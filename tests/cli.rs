@@ -86,6 +86,22 @@ fn plan_prints_the_tree_and_totals() {
 }
 
 #[test]
+fn plan_summary_is_a_line_per_experiment() {
+    let out = lthc(&["plan", "--summary", "experiments/table1.lth"], repo());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    let tree = text(&lthc(&["plan", "experiments/table1.lth"], repo()).stdout);
+    // The tree is thousands of lines; the summary a header, one line per instance, totals.
+    assert!(s.lines().count() < 30 && tree.lines().count() > 1000, "{s}");
+    let lenet = s.lines().find(|l| l.starts_with("lenet_mnist ")).unwrap();
+    let counts: Vec<&str> = lenet.split_whitespace().collect();
+    // init train prune rewind evaluate measure steps iterations
+    assert_eq!(counts.len(), 9, "{lenet}");
+    assert!(s.contains("all (shared once)"));
+    assert!(s.contains("iterations this plan trains:"));
+}
+
+#[test]
 fn plan_json_is_valid() {
     let out = lthc(
         &["plan", "--format", "json", "experiments/quickstart.lth"],

@@ -295,6 +295,36 @@ fn explain_says_what_is_cached_and_what_changed() {
         text.lines().next().unwrap().ends_with("cached"),
         "the init does not depend on the rate: {text}"
     );
+
+    // Evaluating during training is part of the run: asking for it re-runs training (and says
+    // so) rather than serving cached runs without the evaluations.
+    std::fs::write(
+        dir.path().join("crash.lth"),
+        program(dir.path()).replace(
+            "duration = 90 it }",
+            "duration = 90 it, eval_every = 30 it }",
+        ),
+    )
+    .unwrap();
+    let out = lthc(
+        &["plan", "--explain", "--cache", "c", "crash.lth"],
+        dir.path(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("to re-run: recipe.eval_every: (default) → 30"),
+        "{text}"
+    );
+    assert!(
+        lthc(&["run", "-q", "--cache", "c", "crash.lth"], dir.path())
+            .status
+            .success()
+    );
+    for r in results(dir.path(), "c").as_array().unwrap() {
+        let evaluations = r["evaluations"].as_array().unwrap();
+        assert!(evaluations.len() >= 3, "{r}");
+        assert!(r["best_iteration"].as_u64().unwrap() % 30 == 0, "{r}");
+    }
 }
 
 #[test]

@@ -269,6 +269,17 @@ pub struct PruneSpec {
 }
 
 impl PruneSpec {
+    /// Layers this pruning never prunes: excluded, or given a rate of 0.
+    pub fn never_pruned(&self) -> Vec<String> {
+        let mut out = self.exclude.clone();
+        for (layer, rate) in &self.layer_rates {
+            if *rate == 0.0 && !out.contains(layer) {
+                out.push(layer.clone());
+            }
+        }
+        out
+    }
+
     /// What determines one level's mask from the previous one.
     pub fn canonical(&self) -> Json {
         let mut m = Map::new();

@@ -70,11 +70,12 @@ pub fn check(files: &[PathBuf], format: Format, color: bool) -> i32 {
     }
 }
 
-pub fn plan(files: &[PathBuf], format: Format, color: bool) -> i32 {
+pub fn plan(files: &[PathBuf], format: Format, summary: bool, color: bool) -> i32 {
     match checked(files, format, color, false) {
         Ok((_, c)) => {
             let p = plan::build(&c.experiments);
             match format {
+                Format::Text if summary => emit(&plan::render_summary(&p)),
                 Format::Text => emit(&plan::render_tree(&p)),
                 Format::Json => emit(
                     &(serde_json::to_string_pretty(&plan::render_json(&p)).unwrap_or_default()

@@ -53,6 +53,9 @@ enum Command {
         /// For every step: cached, to run, or to re-run because of what changed.
         #[arg(long)]
         explain: bool,
+        /// Per experiment: steps by kind and iterations, without the tree.
+        #[arg(long, conflicts_with = "explain")]
+        summary: bool,
         /// Cache directory for --explain (default: $LTHC_CACHE, or .lthc/ next to the first file).
         #[arg(long)]
         cache: Option<PathBuf>,
@@ -189,7 +192,12 @@ pub fn main() -> i32 {
             cache,
             ..
         } => run::explain(&files, cache, color),
-        Command::Plan { files, format, .. } => commands::plan(&files, format, color),
+        Command::Plan {
+            files,
+            format,
+            summary,
+            ..
+        } => commands::plan(&files, format, summary, color),
         Command::Show { files, format } => commands::show(&files, format, color),
         Command::Run {
             files,

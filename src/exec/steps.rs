@@ -87,12 +87,16 @@ impl<B: TrainBackend> Executor<B> {
                 };
                 save_masks(&masks, &dir.join("state.ckpt"))
             }
-            Payload::RandomPrune { scope, seed } => {
+            Payload::RandomPrune {
+                scope,
+                seed,
+                exclude,
+            } => {
                 let like = self.load_masks(&step.inputs[0])?;
                 let network = self.network_of(plan, &step.inputs[0]);
                 let layout = Layout::of(&network);
                 save_masks(
-                    &prune::random_like(&like, &layout, *scope, *seed),
+                    &prune::random_like(&like, &layout, *scope, *seed, exclude),
                     &dir.join("state.ckpt"),
                 )
             }

@@ -99,8 +99,14 @@ pub fn next_mask(
 }
 
 /// A random mask with the same number of kept weights as `like`, per layer (`Layerwise`) or
-/// in total over the layers `like` prunes (`Global`).
-pub fn random_like(like: &Masks, layout: &Layout, scope: Scope, seed: u64) -> Masks {
+/// in total over every prunable layer but the `exclude`d ones, which stay whole (`Global`).
+pub fn random_like(
+    like: &Masks,
+    layout: &Layout,
+    scope: Scope,
+    seed: u64,
+    exclude: &[String],
+) -> Masks {
     let kept = |m: &[f32]| m.iter().filter(|&&x| x != 0.0).count();
     let mut out: Masks = like
         .iter()
@@ -120,16 +126,13 @@ pub fn random_like(like: &Masks, layout: &Layout, scope: Scope, seed: u64) -> Ma
             }
         }
         Scope::Global => {
-            // Layers `like` leaves whole (excluded) stay whole; the rest share the kept count.
+            // Excluded layers stay whole; the rest share the kept count, including a layer that
+            // IMP happened to leave whole.
             let mut pool: Vec<(usize, usize)> = Vec::new();
             let mut k = 0;
             for (i, m) in like.iter().enumerate() {
                 let Some(m) = m else { continue };
-                if kept(m) == m.len()
-                    && layout.params[i].prunable
-                    && !m.is_empty()
-                    && like.iter().flatten().any(|x| kept(x) < x.len())
-                {
+                if exclude.contains(&layout.params[i].layer) {
                     out[i] = Some(vec![1.0; m.len()]);
                     continue;
                 }
@@ -276,14 +279,34 @@ mod tests {
             Some((0..100).map(|i| f32::from(i < 30)).collect()),
             Some((0..50).map(|i| f32::from(i < 10)).collect()),
         ];
-        let r = random_like(&like, &l, Scope::Layerwise, 7);
+        let r = random_like(&like, &l, Scope::Layerwise, 7, &[]);
         assert_eq!(
             layer_density(&l, &r),
             vec![("l0".into(), 30, 100), ("l1".into(), 10, 50)]
         );
         assert_ne!(r[0], like[0]);
-        assert_eq!(r, random_like(&like, &l, Scope::Layerwise, 7));
-        let g = random_like(&like, &l, Scope::Global, 7);
+        assert_eq!(r, random_like(&like, &l, Scope::Layerwise, 7, &[]));
+        let g = random_like(&like, &l, Scope::Global, 7, &[]);
         assert_eq!(density(&g), density(&like));
+    }
+
+    #[test]
+    fn global_random_masks_prune_layers_imp_left_whole_unless_excluded() {
+        let l = layout(&[100, 50]);
+        // IMP left l1 whole (all its weights were large), without excluding it.
+        let like: Masks = vec![
+            Some((0..100).map(|i| f32::from(i < 30)).collect()),
+            Some(vec![1.0; 50]),
+        ];
+        let g = random_like(&like, &l, Scope::Global, 7, &[]);
+        assert_eq!(density(&g), density(&like));
+        let kept = layer_density(&l, &g);
+        assert!(kept[1].1 < 50, "l1 was not in the pool: {kept:?}");
+        // Excluded, it stays whole and the others share the rest.
+        let g = random_like(&like, &l, Scope::Global, 7, &["l1".to_string()]);
+        assert_eq!(
+            layer_density(&l, &g),
+            vec![("l0".into(), 30, 100), ("l1".into(), 50, 50)]
+        );
     }
 }

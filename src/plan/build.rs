@@ -137,9 +137,15 @@ impl Segment<'_> {
         if copy != 0 {
             order["copy"] = json!(copy);
         }
+        let mut recipe = self.e.recipe.canonical();
+        // Evaluations during training are written by the train step (its history): asking for
+        // them is a change of the run, not something a cached run could silently lack.
+        if let Some(every) = self.e.recipe.eval_every {
+            recipe["eval_every"] = json!(every);
+        }
         json!({
             "data": self.e.dataset.canonical(),
-            "recipe": self.e.recipe.canonical(),
+            "recipe": recipe,
             "data_order": order,
             "start": start,
             "end": self.e.recipe.iterations,
@@ -306,13 +312,29 @@ fn experiment_pipeline(b: &mut Builder, e: &ExperimentSpec, seed: u64, k: u64) {
                     } else {
                         Scope::Global
                     };
+                    let exclude = p.never_pruned();
+                    let mut spec = json!({ "prune": { "strategy": Strategy::Random, "scope": scope, "like": "input" }, "seed": seed });
+                    if scope == Scope::Global && !exclude.is_empty() {
+                        spec["prune"]["exclude"] = json!(exclude);
+                    }
                     let random = b.add(
                         StepKind::Prune,
-                        json!({ "prune": { "strategy": Strategy::Random, "scope": scope, "like": "input" }, "seed": seed }),
+                        spec,
                         vec![mask.clone()],
                         0,
-                        format!("random mask with the level-{level} mask's {} density", if scope == Scope::Layerwise { "per-layer" } else { "overall" }),
-                        Payload::RandomPrune { scope, seed },
+                        format!(
+                            "random mask with the level-{level} mask's {} density",
+                            if scope == Scope::Layerwise {
+                                "per-layer"
+                            } else {
+                                "overall"
+                            }
+                        ),
+                        Payload::RandomPrune {
+                            scope,
+                            seed,
+                            exclude,
+                        },
                     );
                     arms.push(Arm {
                         name: if scope == Scope::Layerwise {

@@ -16,7 +16,7 @@ use serde_json::Value as Json;
 use crate::check::{DatasetSpec, NetSpec, PruneSpec, RecipeSpec, Scope};
 
 pub use build::build;
-pub use render::{render_json, render_tree, thousands};
+pub use render::{render_json, render_summary, render_tree, thousands};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -98,6 +98,9 @@ pub enum Payload {
     RandomPrune {
         scope: Scope,
         seed: u64,
+        /// Layers the pruning never prunes: a global random mask leaves them whole. Any other
+        /// layer is in the pool, even one that IMP happened to leave whole.
+        exclude: Vec<String>,
     },
     Rewind {
         iteration: u64,

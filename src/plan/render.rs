@@ -41,7 +41,12 @@ pub fn render_tree(plan: &Plan) -> String {
     for (n, &r) in roots.iter().enumerate() {
         node(plan, &children, r, "", n + 1 == roots.len(), &mut out);
     }
-    let t = &plan.totals;
+    out + &totals(&plan.totals)
+}
+
+/// The footer of the tree and the summary: iterations requested, trained, and saved by sharing.
+fn totals(t: &super::Totals) -> String {
+    let mut out = String::new();
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -62,6 +67,53 @@ pub fn render_tree(plan: &Plan) -> String {
         );
     }
     out
+}
+
+/// Per experiment instance: its steps by kind and the iterations its training steps run (a step
+/// shared by several experiments counts in each), then the plan's totals. No tree.
+pub fn render_summary(plan: &Plan) -> String {
+    use super::StepKind::*;
+    let kinds = [Init, Train, Prune, Rewind, Evaluate, Measure];
+    let width = plan
+        .experiments
+        .iter()
+        .map(|e| e.chars().count())
+        .max()
+        .unwrap_or(10)
+        .max(10);
+    let mut out = format!("{:<width$}", "experiment");
+    for k in kinds {
+        let _ = write!(out, " {:>8}", k.word());
+    }
+    let _ = writeln!(out, " {:>8} {:>14}", "steps", "iterations");
+    for e in &plan.experiments {
+        let steps: Vec<_> = plan
+            .steps
+            .iter()
+            .filter(|s| s.experiments.contains(e))
+            .collect();
+        let _ = write!(out, "{e:<width$}");
+        for k in kinds {
+            let _ = write!(out, " {:>8}", steps.iter().filter(|s| s.kind == k).count());
+        }
+        let iterations: u64 = steps.iter().map(|s| s.iterations).sum();
+        let _ = writeln!(out, " {:>8} {:>14}", steps.len(), thousands(iterations));
+    }
+    let _ = write!(out, "{:<width$}", "all (shared once)");
+    for k in kinds {
+        let _ = write!(
+            out,
+            " {:>8}",
+            plan.steps.iter().filter(|s| s.kind == k).count()
+        );
+    }
+    let _ = writeln!(
+        out,
+        " {:>8} {:>14}",
+        plan.steps.len(),
+        thousands(plan.totals.planned_iterations)
+    );
+    out + &totals(&plan.totals)
 }
 
 fn node(

@@ -93,6 +93,17 @@ pub fn build(
     }
 }
 
+/// Reports are for sharing (a web server, a colleague): not the private mode of a fresh temp file.
+fn readable_by_all(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))?;
+    }
+    let _ = path;
+    Ok(())
+}
+
 /// Two plots of the same axes (different `by`) get numbered file names.
 fn unique_files(plots: &mut [plot::Plot]) {
     let mut seen: Vec<String> = Vec::new();
@@ -173,6 +184,7 @@ impl Report {
         for (name, bytes) in files {
             let path = dir.join(name);
             crate::store::atomic_write(&path, &bytes).map_err(|e| io(&path, e))?;
+            readable_by_all(&path).map_err(|e| io(&path, e))?;
             written.push(path);
         }
         Ok(written)
