@@ -332,7 +332,18 @@ const COLOURS: [&str; 10] = [
     "#bcbd22", "#17becf",
 ];
 
-pub const WIDTH: u32 = 760;
+/// Past ten series the colours repeat with another dash pattern.
+const DASHES: [&str; 3] = ["none", "7 3", "2 3"];
+
+/// The colour and dash pattern of series `i`.
+fn style(i: usize) -> (&'static str, &'static str) {
+    (
+        COLOURS[i % COLOURS.len()],
+        DASHES[(i / COLOURS.len()) % DASHES.len()],
+    )
+}
+
+pub const WIDTH: u32 = 900;
 const LEFT: f64 = 72.0;
 const TOP: f64 = 40.0;
 const PLOT_RIGHT: f64 = 500.0;
@@ -516,7 +527,7 @@ pub fn svg(p: &Plot, title: &str) -> String {
         );
     }
     for (i, series) in p.series.iter().enumerate() {
-        let c = COLOURS[i % COLOURS.len()];
+        let (c, dash) = style(i);
         let pts = &series.points;
         if pts.iter().any(|pt| pt.y.n > 1) {
             let upper = pts
@@ -542,7 +553,7 @@ pub fn svg(p: &Plot, title: &str) -> String {
             .collect();
         let _ = write!(
             s,
-            r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="2"><title>{}</title></polyline>"#,
+            r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="2" stroke-dasharray="{dash}"><title>{}</title></polyline>"#,
             line.join(" "),
             escape(&series.label)
         );
@@ -555,15 +566,15 @@ pub fn svg(p: &Plot, title: &str) -> String {
     let lx = PLOT_RIGHT + 18.0;
     let mut ly = TOP + 8.0;
     for (i, series) in p.series.iter().enumerate() {
-        let c = COLOURS[i % COLOURS.len()];
+        let (c, dash) = style(i);
         let _ = write!(
             s,
-            r#"<line x1="{lx}" y1="{ly}" x2="{}" y2="{ly}" stroke="{c}" stroke-width="2"/><circle cx="{}" cy="{ly}" r="3" fill="{c}"/><text x="{}" y="{}" font-size="12">{}</text>"#,
+            r#"<line x1="{lx}" y1="{ly}" x2="{}" y2="{ly}" stroke="{c}" stroke-width="2" stroke-dasharray="{dash}"/><circle cx="{}" cy="{ly}" r="3" fill="{c}"/><text x="{}" y="{}" font-size="12">{}</text>"#,
             lx + 22.0,
             lx + 11.0,
             lx + 28.0,
             ly + 4.0,
-            escape(&short(&series.label, 32))
+            escape(&short(&series.label, 46))
         );
         ly += LEGEND_ROW;
     }
@@ -574,7 +585,7 @@ pub fn svg(p: &Plot, title: &str) -> String {
             lx + 22.0,
             lx + 28.0,
             ly + 4.0,
-            escape(&short(&b.label, 32))
+            escape(&short(&b.label, 46))
         );
         ly += LEGEND_ROW;
     }
