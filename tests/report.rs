@@ -183,6 +183,36 @@ fn plots_are_valid_svg_and_png() {
     assert!(legend_ink > 50, "legend text not drawn: {legend_ink}");
 }
 
+#[test]
+fn default_plots_follow_what_was_measured() {
+    let mut records = records();
+    // Interpolation measured for IMP: the test error at 3 points of the line per record.
+    for r in records.iter_mut().filter(|r| r["arm"] == "imp") {
+        r["interpolation_test_errors"] = json!([0.02, 0.05, 0.02]);
+    }
+    let files: Vec<String> = plot::defaults(&records)
+        .iter()
+        .map(|s| plot::from_spec(s, &records).file)
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "test_accuracy_vs_density",
+            "stability_data_order_l2_vs_rewind_iteration",
+            "test_accuracy_vs_rewind_iteration"
+        ]
+    );
+    let line = plot::along_line(&records).unwrap();
+    // One series per rewind point and level of IMP, from α = 0 to 1.
+    assert_eq!(line.series.len(), 4);
+    let xs: Vec<f64> = line.series[0].points.iter().map(|p| p.x).collect();
+    assert_eq!(xs, [0.0, 0.5, 1.0]);
+    assert!((line.series[0].points[1].y.mean - 0.05).abs() < 1e-12);
+    let svg = plot::svg(&line, "Along the line");
+    resvg::usvg::Tree::from_str(&svg, &Default::default()).expect("valid SVG");
+    assert!(svg.contains("Interpolation α") && svg.contains("Test error (%)"));
+}
+
 /// A small experiment with a report, on generated data.
 fn project(dir: &Path) -> PathBuf {
     let tiny = common::tiny_idx(&dir.join("tiny"), 160, 40);
@@ -243,6 +273,17 @@ fn report_equals_what_run_printed_and_trains_nothing() {
         "index.html",
     ] {
         assert!(out.join(f).is_file(), "{f} not written");
+    }
+    // Every plot's PNG decodes at twice its SVG's size.
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "png") {
+            let png = image::open(&path).unwrap();
+            let svg = std::fs::read_to_string(path.with_extension("svg")).unwrap();
+            let tree = resvg::usvg::Tree::from_str(&svg, &Default::default()).unwrap();
+            assert_eq!(png.width(), 2 * tree.size().width() as u32);
+            assert_eq!(png.height(), 2 * tree.size().height() as u32);
+        }
     }
     let json: Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
