@@ -184,9 +184,9 @@ pub fn build(experiments: &[ExperimentSpec]) -> Plan {
     b.plan
 }
 
+/// One experiment instance for one seed and rewind point k: the dense run, then per level the
+/// mask, the IMP arm and the controls, each trained (and measured) from its starting state.
 fn experiment_pipeline(b: &mut Builder, e: &ExperimentSpec, seed: u64, k: u64) {
-    let t = e.recipe.iterations;
-    let net = &e.network.display;
     let seg = Segment {
         e,
         seed,
@@ -194,6 +194,40 @@ fn experiment_pipeline(b: &mut Builder, e: &ExperimentSpec, seed: u64, k: u64) {
         data: Arc::new(e.dataset.clone()),
         recipe: Arc::new(e.recipe.clone()),
     };
+    let (init, dense) = dense_run(b, &seg, k);
+    let Some(p) = &e.prune else { return };
+    let mut trained = dense.clone();
+    let mut prev_mask: Option<String> = None;
+    for level in 1..=p.levels {
+        let mask = level_mask(b, &seg, p, level, &init, &trained, prev_mask.as_deref());
+        let mut arms = vec![Arm {
+            name: if p.strategy == Strategy::Snip {
+                "snip"
+            } else {
+                "imp"
+            },
+            mask: mask.clone(),
+            start: k,
+            source: dense.clone(),
+            compare_with_dense: true,
+        }];
+        arms.extend(control_arms(b, &seg, p, level, k, &mask, &dense));
+        for arm in arms {
+            let run = train_arm(b, &seg, k, level, &arm, &dense);
+            if arm.name == "imp" || arm.name == "snip" {
+                trained = run;
+            }
+        }
+        prev_mask = Some(mask);
+    }
+}
+
+/// The initial weights and the dense run (with its evaluation, its second-data-order copy and
+/// measurements, and its record). Returns the init and the dense run's keys.
+fn dense_run(b: &mut Builder, seg: &Segment, k: u64) -> (String, String) {
+    let (e, seed) = (seg.e, seg.seed);
+    let t = e.recipe.iterations;
+    let net = &e.network.display;
     let init = b.add(
         StepKind::Init,
         json!({ "network": e.network.canonical(), "init": e.recipe.init, "seed": seed }),
@@ -239,173 +273,178 @@ fn experiment_pipeline(b: &mut Builder, e: &ExperimentSpec, seed: u64, k: u64) {
             format!("take dense weights at {k} it"),
             Payload::Rewind { iteration: k },
         );
-        let (copy, _) = train_from(b, &seg, &rewound, k, 1, "dense, second data order");
-        dense_keys = measures(b, &seg, &dense, &copy, None, None);
+        let (copy, _) = train_from(b, seg, &rewound, k, 1, "dense, second data order");
+        dense_keys = measures(b, seg, &dense, &copy, None, None);
     }
     seg.record(b, k, "dense", 0, &dense, &dense_eval, dense_keys);
+    (init, dense)
+}
 
-    let Some(p) = &e.prune else { return };
-    let mut trained = dense.clone();
-    let mut prev_mask: Option<String> = None;
-    for level in 1..=p.levels {
-        // SNIP prunes at initialisation: every level's mask comes from the initial weights.
-        let snip = p.strategy == Strategy::Snip;
-        let mut inputs = if snip {
-            vec![init.clone()]
-        } else {
-            vec![trained.clone()]
-        };
-        if !snip {
-            inputs.extend(prev_mask.clone());
-        }
-        let density = p.densities.get(level as usize).copied().unwrap_or(0.0);
-        let mask = b.add(
-            StepKind::Prune,
-            json!({ "prune": p.canonical(), "level": level }),
-            inputs,
-            0,
-            format!(
-                "prune level {level}: {} → density {:.1}%",
-                describe(p),
-                density * 100.0
-            ),
-            Payload::Prune {
-                network: seg.net.clone(),
-                prune: Arc::new(p.clone()),
-                level,
-            },
-        );
-        let mut arms = vec![Arm {
-            name: if snip { "snip" } else { "imp" },
-            mask: mask.clone(),
-            start: k,
-            source: dense.clone(),
-            compare_with_dense: true,
-        }];
-        for c in &e.controls {
-            match c {
-                Control::RandomReinit => {
-                    let reinit = b.add(
-                        StepKind::Init,
-                        json!({ "network": e.network.canonical(), "init": e.recipe.init, "seed": seed, "reinit": true }),
-                        vec![],
-                        0,
-                        format!("init {net}, seed {seed}, fresh weights for random reinitialisation"),
-                        Payload::Init {
-                            network: seg.net.clone(),
-                            recipe: seg.recipe.clone(),
-                            seed,
-                            reinit: true,
-                        },
-                    );
-                    arms.push(Arm {
-                        name: "random_reinit",
-                        mask: mask.clone(),
-                        start: 0,
-                        source: reinit,
-                        compare_with_dense: false,
-                    });
+/// The mask of one level: from the previous level's trained IMP network and mask, or (SNIP,
+/// which prunes at initialisation) from the initial weights.
+fn level_mask(
+    b: &mut Builder,
+    seg: &Segment,
+    p: &PruneSpec,
+    level: u32,
+    init: &str,
+    trained: &str,
+    prev_mask: Option<&str>,
+) -> String {
+    let inputs = if p.strategy == Strategy::Snip {
+        vec![init.to_string()]
+    } else {
+        std::iter::once(trained)
+            .chain(prev_mask)
+            .map(str::to_string)
+            .collect()
+    };
+    let density = p.densities.get(level as usize).copied().unwrap_or(0.0);
+    b.add(
+        StepKind::Prune,
+        json!({ "prune": p.canonical(), "level": level }),
+        inputs,
+        0,
+        format!(
+            "prune level {level}: {} → density {:.1}%",
+            describe(p),
+            density * 100.0
+        ),
+        Payload::Prune {
+            network: seg.net.clone(),
+            prune: Arc::new(p.clone()),
+            level,
+        },
+    )
+}
+
+/// The controls of one level: the same mask with fresh weights, and random masks with the IMP
+/// mask's per-layer or overall density.
+fn control_arms(
+    b: &mut Builder,
+    seg: &Segment,
+    p: &PruneSpec,
+    level: u32,
+    k: u64,
+    mask: &str,
+    dense: &str,
+) -> Vec<Arm> {
+    let (e, seed) = (seg.e, seg.seed);
+    let mut arms = Vec::new();
+    for c in &e.controls {
+        match c {
+            Control::RandomReinit => {
+                let reinit = b.add(
+                    StepKind::Init,
+                    json!({ "network": e.network.canonical(), "init": e.recipe.init, "seed": seed, "reinit": true }),
+                    vec![],
+                    0,
+                    format!(
+                        "init {}, seed {seed}, fresh weights for random reinitialisation",
+                        e.network.display
+                    ),
+                    Payload::Init {
+                        network: seg.net.clone(),
+                        recipe: seg.recipe.clone(),
+                        seed,
+                        reinit: true,
+                    },
+                );
+                arms.push(Arm {
+                    name: "random_reinit",
+                    mask: mask.to_string(),
+                    start: 0,
+                    source: reinit,
+                    compare_with_dense: false,
+                });
+            }
+            Control::RandomPrune | Control::RandomPruneGlobal => {
+                let (scope, name, which) = if *c == Control::RandomPrune {
+                    (Scope::Layerwise, "random_prune", "per-layer")
+                } else {
+                    (Scope::Global, "random_prune_global", "overall")
+                };
+                let exclude = p.never_pruned();
+                let mut spec = json!({ "prune": { "strategy": Strategy::Random, "scope": scope, "like": "input" }, "seed": seed });
+                if scope == Scope::Global && !exclude.is_empty() {
+                    spec["prune"]["exclude"] = json!(exclude);
                 }
-                Control::RandomPrune | Control::RandomPruneGlobal => {
-                    let scope = if *c == Control::RandomPrune {
-                        Scope::Layerwise
-                    } else {
-                        Scope::Global
-                    };
-                    let exclude = p.never_pruned();
-                    let mut spec = json!({ "prune": { "strategy": Strategy::Random, "scope": scope, "like": "input" }, "seed": seed });
-                    if scope == Scope::Global && !exclude.is_empty() {
-                        spec["prune"]["exclude"] = json!(exclude);
-                    }
-                    let random = b.add(
-                        StepKind::Prune,
-                        spec,
-                        vec![mask.clone()],
-                        0,
-                        format!(
-                            "random mask with the level-{level} mask's {} density",
-                            if scope == Scope::Layerwise {
-                                "per-layer"
-                            } else {
-                                "overall"
-                            }
-                        ),
-                        Payload::RandomPrune {
-                            scope,
-                            seed,
-                            exclude,
-                        },
-                    );
-                    arms.push(Arm {
-                        name: if scope == Scope::Layerwise {
-                            "random_prune"
-                        } else {
-                            "random_prune_global"
-                        },
-                        mask: random,
-                        start: k,
-                        source: dense.clone(),
-                        compare_with_dense: true,
-                    });
-                }
+                let random = b.add(
+                    StepKind::Prune,
+                    spec,
+                    vec![mask.to_string()],
+                    0,
+                    format!("random mask with the level-{level} mask's {which} density"),
+                    Payload::RandomPrune {
+                        scope,
+                        seed,
+                        exclude,
+                    },
+                );
+                arms.push(Arm {
+                    name,
+                    mask: random,
+                    start: k,
+                    source: dense.to_string(),
+                    compare_with_dense: true,
+                });
             }
         }
-        let mut imp_trained = None;
-        for arm in arms {
-            let rewound = b.add(
-                StepKind::Rewind,
-                json!({ "iteration": arm.start }),
-                // The mask first: the tree view hangs each step under its first input.
-                vec![arm.mask.clone(), arm.source.clone()],
-                0,
-                format!(
-                    "{}: weights at {} it under the level-{level} mask",
-                    arm.name, arm.start
-                ),
-                Payload::Rewind {
-                    iteration: arm.start,
-                },
-            );
-            if arm.source == dense {
-                b.checkpoint(&dense, arm.start);
-            }
-            let (run, eval) = train_from(
+    }
+    arms
+}
+
+/// One arm of one level: rewound (or reinitialised) under its mask, trained, evaluated, its
+/// stability measured where asked, and recorded. Returns the trained run's key.
+fn train_arm(b: &mut Builder, seg: &Segment, k: u64, level: u32, arm: &Arm, dense: &str) -> String {
+    let e = seg.e;
+    let rewound = b.add(
+        StepKind::Rewind,
+        json!({ "iteration": arm.start }),
+        // The mask first: the tree view hangs each step under its first input.
+        vec![arm.mask.clone(), arm.source.clone()],
+        0,
+        format!(
+            "{}: weights at {} it under the level-{level} mask",
+            arm.name, arm.start
+        ),
+        Payload::Rewind {
+            iteration: arm.start,
+        },
+    );
+    if arm.source == dense {
+        b.checkpoint(dense, arm.start);
+    }
+    let (run, eval) = train_from(
+        b,
+        seg,
+        &rewound,
+        arm.start,
+        0,
+        &format!("{} level {level}", arm.name),
+    );
+    let mut keys = MeasureKeys::default();
+    if arm.name == "imp" || arm.name == "snip" || arm.compare_with_dense {
+        let copy = e.measures.needs_second_copy().then(|| {
+            train_from(
                 b,
-                &seg,
+                seg,
                 &rewound,
                 arm.start,
-                0,
-                &format!("{} level {level}", arm.name),
-            );
-            let mut keys = MeasureKeys::default();
-            if arm.name == "imp" || arm.name == "snip" || arm.compare_with_dense {
-                let copy = e.measures.needs_second_copy().then(|| {
-                    train_from(
-                        b,
-                        &seg,
-                        &rewound,
-                        arm.start,
-                        1,
-                        &format!("{} level {level}, second data order", arm.name),
-                    )
-                    .0
-                });
-                let dense_ref = (arm.compare_with_dense && e.measures.stability_pruning)
-                    .then_some(dense.as_str());
-                if let Some(copy) = &copy {
-                    keys = measures(b, &seg, &run, copy, Some(&arm.mask), dense_ref);
-                } else if let Some(d) = dense_ref {
-                    keys.pruning = Some(stability_pruning(b, &seg, &run, d, &arm.mask));
-                }
-            }
-            seg.record(b, k, arm.name, level, &run, &eval, keys);
-            if arm.name == "imp" || arm.name == "snip" {
-                imp_trained = Some(run);
-            }
+                1,
+                &format!("{} level {level}, second data order", arm.name),
+            )
+            .0
+        });
+        let dense_ref = (arm.compare_with_dense && e.measures.stability_pruning).then_some(dense);
+        if let Some(copy) = &copy {
+            keys = measures(b, seg, &run, copy, Some(&arm.mask), dense_ref);
+        } else if let Some(d) = dense_ref {
+            keys.pruning = Some(stability_pruning(b, seg, &run, d, &arm.mask));
         }
-        trained = imp_trained.unwrap_or(trained);
-        prev_mask = Some(mask);
     }
+    seg.record(b, k, arm.name, level, &run, &eval, keys);
+    run
 }
 
 fn train_from(
