@@ -10,7 +10,7 @@ use common::lthc;
 use serde_json::{json, Value};
 
 use lthc::check::PlotSpec;
-use lthc::report::{aggregate, format, plot, tickets};
+use lthc::report::{aggregate, format, plot, svg, tickets};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -149,9 +149,9 @@ fn plots_are_valid_svg_and_png() {
     );
     assert_eq!(p.bands.len(), 1);
     assert!((p.bands[0].y.mean - 0.977).abs() < 1e-9);
-    let svg = plot::svg(&p, "Accuracy & density");
+    let svg = svg::render(&p, "Accuracy & density");
     let tree = resvg::usvg::Tree::from_str(&svg, &Default::default()).expect("valid SVG");
-    assert_eq!(tree.size().width() as u32, plot::WIDTH);
+    assert_eq!(tree.size().width() as u32, svg::WIDTH);
     for needed in [
         "Percent of weights remaining",
         "Test accuracy (%)",
@@ -164,8 +164,8 @@ fn plots_are_valid_svg_and_png() {
     // 100% is on the left: the first series' points run right to left as density falls.
     let png = lthc::report::png::render(&svg).unwrap();
     let image = image::load_from_memory(&png).unwrap().to_rgb8();
-    assert_eq!(image.width(), 2 * plot::WIDTH);
-    assert_eq!(image.height(), 2 * plot::height(&p));
+    assert_eq!(image.width(), 2 * svg::WIDTH);
+    assert_eq!(image.height(), 2 * svg::height(&p));
     let inked = image
         .pixels()
         .filter(|p| p.0.iter().any(|&c| c < 200))
@@ -208,7 +208,7 @@ fn default_plots_follow_what_was_measured() {
     let xs: Vec<f64> = line.series[0].points.iter().map(|p| p.x).collect();
     assert_eq!(xs, [0.0, 0.5, 1.0]);
     assert!((line.series[0].points[1].y.mean - 0.05).abs() < 1e-12);
-    let svg = plot::svg(&line, "Along the line");
+    let svg = svg::render(&line, "Along the line");
     resvg::usvg::Tree::from_str(&svg, &Default::default()).expect("valid SVG");
     assert!(svg.contains("Interpolation α") && svg.contains("Test error (%)"));
 }

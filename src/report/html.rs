@@ -2,7 +2,7 @@
 //! missing, and the `.lth` source of its experiments. No scripts, no external files.
 
 use super::format::{cells, ticket_cells};
-use super::plot::escape;
+use super::svg::escape;
 use super::Report;
 
 const STYLE: &str = "body{font-family:'DejaVu Sans',Verdana,sans-serif;margin:2em auto;max-width:1100px;color:#222}\

@@ -3,7 +3,7 @@
 //! written anyway (docs/results.md, "Reports").
 //!
 //! [`aggregate`] groups records over seeds, [`tickets`] applies the paper's winning-ticket
-//! criterion, [`plot`] draws the figures as SVG and [`png`] rasterises them, [`format`] and
+//! criterion, [`plot`] builds the figures' series, [`svg`] draws them and [`png`] rasterises them, [`format`] and
 //! [`html`] write the tables and the page, [`missing`] says what is not there yet.
 
 pub mod aggregate;
@@ -12,6 +12,7 @@ pub mod html;
 pub mod missing;
 pub mod plot;
 pub mod png;
+pub mod svg;
 pub mod tickets;
 
 use std::collections::HashSet;
@@ -156,7 +157,7 @@ impl Report {
         ];
         let mut svgs = Vec::new();
         for p in &self.plots {
-            let svg = plot::svg(p, &self.title);
+            let svg = svg::render(p, &self.title);
             let png = png::render(&svg).map_err(|e| {
                 Box::new(
                     Diag::global(code::REPORT_IO, format!("cannot draw {}.png: {e}", p.file))
