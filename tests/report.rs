@@ -291,6 +291,42 @@ fn report_equals_what_run_printed_and_trains_nothing() {
     assert_eq!(json["rows"].as_array().unwrap().len(), 10);
 }
 
+#[test]
+fn missing_results_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let absent = format!(
+        "dataset absent {{\n  format = cifar10_binary\n  source = \"{}\"\n  shape = [3, 32, 32]\n  classes = 10\n  train_size = 50000\n  test_size = 10000\n  mean = [0.5, 0.5, 0.5]\n  std = [0.25, 0.25, 0.25]\n}}\n",
+        dir.path().join("no-such-dir").display()
+    );
+    std::fs::write(
+        dir.path().join("a.lth"),
+        format!(
+            "import \"stdlib/networks.lth\"\n{absent}\
+             experiment on_absent {{\n  network = mlp(3072, 8, 10)\n  data = absent\n  train = {{ optimizer = sgd(lr: 0.1), batch = 16, duration = 20 it }}\n}}\n\
+             report r {{\n  experiments = [on_absent]\n}}\n"
+        ),
+    )
+    .unwrap();
+    // Before any run: the dataset is not there, and lthc cannot fetch it.
+    let out = lthc(&["report", "--cache", "c", "a.lth"], dir.path());
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("on_absent: 1 result missing: dataset `absent` is not in")
+            && stdout.contains("[lth::data::missing]"),
+        "{stdout}"
+    );
+    // After a run: the failed step and its diagnostic.
+    let run = lthc(&["run", "-q", "--cache", "c", "a.lth"], dir.path());
+    assert_eq!(run.status.code(), Some(1));
+    let stdout = text(&lthc(&["report", "--cache", "c", "a.lth"], dir.path()).stdout);
+    assert!(
+        stdout.contains("on_absent: 1 result missing: train dense mlp(3072, 8, 10) on absent")
+            && stdout.contains("failed [lth::data::missing]"),
+        "{stdout}"
+    );
+}
+
 /// Debian's Chromium, where it is installed.
 fn chromium() -> Option<PathBuf> {
     [

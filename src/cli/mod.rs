@@ -102,6 +102,9 @@ enum Command {
         files: Vec<PathBuf>,
         #[arg(long)]
         cache: Option<PathBuf>,
+        /// Dataset directory, to say which missing results wait for a dataset (default: $LTHC_DATA).
+        #[arg(long)]
+        data: Option<PathBuf>,
         /// Output directory (default: reports/ next to the first file); one folder per report.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -226,9 +229,19 @@ pub fn main() -> i32 {
         Command::Report {
             files,
             cache,
+            data,
             out,
             html,
-        } => report::report(&files, cache, out, html, color),
+        } => report::report(
+            &files,
+            report::ReportOptions {
+                cache,
+                data,
+                out,
+                html,
+            },
+            color,
+        ),
         Command::Results {
             files,
             cache,

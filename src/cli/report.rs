@@ -9,7 +9,7 @@ use super::run::{cache_dir, results_table};
 use super::Format;
 use crate::check::{Checked, Program};
 use crate::diag::{render_report, Diag};
-use crate::plan::{self, Plan};
+use crate::plan;
 
 /// Where reports go: `--out`, else `reports/` next to the first file.
 pub fn out_dir(explicit: Option<PathBuf>, files: &[PathBuf]) -> PathBuf {
@@ -27,12 +27,11 @@ pub fn out_dir(explicit: Option<PathBuf>, files: &[PathBuf]) -> PathBuf {
 pub(super) fn render(
     prog: &Program,
     c: &Checked,
-    p: &Plan,
-    cache: &Path,
-    records: &[Value],
+    inputs: &crate::report::Inputs,
     out: &Path,
     html: bool,
 ) -> Result<String, Box<Diag>> {
+    let records = inputs.records;
     let mut text = String::new();
     let covered: Vec<&str> = c
         .reports
@@ -51,7 +50,7 @@ pub(super) fn render(
         .collect();
     text += &results_table(&uncovered);
     for spec in &c.reports {
-        let r = crate::report::build(spec, &c.experiments, &prog.sources, p, cache, records);
+        let r = crate::report::build(spec, &c.experiments, &prog.sources, inputs);
         let dir = out.join(&r.name);
         let written = r.write(&dir, html)?;
         text += &r.terminal();
@@ -65,13 +64,15 @@ pub(super) fn render(
     Ok(text)
 }
 
-pub fn report(
-    files: &[PathBuf],
-    cache: Option<PathBuf>,
-    out: Option<PathBuf>,
-    html: bool,
-    color: bool,
-) -> i32 {
+/// `lthc report`'s options.
+pub struct ReportOptions {
+    pub cache: Option<PathBuf>,
+    pub data: Option<PathBuf>,
+    pub out: Option<PathBuf>,
+    pub html: bool,
+}
+
+pub fn report(files: &[PathBuf], o: ReportOptions, color: bool) -> i32 {
     let (prog, c) = match checked(files, Format::Text, color, false) {
         Ok(x) => x,
         Err(code) => return code,
@@ -80,9 +81,16 @@ pub fn report(
         eprintln!("these files define no `report` blocks: `lthc results` lists their records");
     }
     let p = plan::build(&c.experiments);
-    let cache = cache_dir(cache, files);
+    let cache = cache_dir(o.cache, files);
+    let data_dir = o.data.unwrap_or_else(crate::data::data_dir);
     let (records, _) = crate::exec::results::collect(&p, &cache);
-    match render(&prog, &c, &p, &cache, &records, &out_dir(out, files), html) {
+    let inputs = crate::report::Inputs {
+        plan: &p,
+        cache: &cache,
+        data_dir: &data_dir,
+        records: &records,
+    };
+    match render(&prog, &c, &inputs, &out_dir(o.out, files), o.html) {
         Ok(text) => {
             emit(&text);
             0

@@ -65,7 +65,7 @@ pub fn run(files: &[PathBuf], o: RunOptions, color: bool) -> i32 {
     };
     let setup = Setup {
         cache: cache.clone(),
-        data,
+        data: data.clone(),
         progress,
         strict: o.strict,
         color,
@@ -84,7 +84,13 @@ pub fn run(files: &[PathBuf], o: RunOptions, color: bool) -> i32 {
         Ok(summary) => {
             let (records, _) = results::collect(&p, &cache);
             emit(&summary_text(&p, &summary));
-            match super::report::render(&prog, &c, &p, &cache, &records, &out, o.html) {
+            let inputs = crate::report::Inputs {
+                plan: &p,
+                cache: &cache,
+                data_dir: &data,
+                records: &records,
+            };
+            match super::report::render(&prog, &c, &inputs, &out, o.html) {
                 Ok(text) => emit(&text),
                 Err(d) => return fail(*d, color),
             }

@@ -1,5 +1,6 @@
 //! What a report lacks: records of its experiments not in the cache, and why — a step they need
-//! failed (its recorded diagnostic), or nothing has run them yet.
+//! failed (its recorded diagnostic), their dataset is not on this machine, or nothing has run
+//! them yet.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -27,7 +28,13 @@ impl Missing {
 }
 
 /// The missing records of `instances`, grouped by experiment and reason, in plan order.
-pub fn missing(plan: &Plan, cache: &Path, instances: &HashSet<String>) -> Vec<Missing> {
+/// `data_dir` is where datasets are looked for.
+pub fn missing(
+    plan: &Plan,
+    cache: &Path,
+    data_dir: &Path,
+    instances: &HashSet<String>,
+) -> Vec<Missing> {
     let steps = cache.join("steps");
     let done = |key: &str| steps.join(key).join("result.json").exists();
     let mut reasons: HashMap<String, String> = HashMap::new();
@@ -37,7 +44,12 @@ pub fn missing(plan: &Plan, cache: &Path, instances: &HashSet<String>) -> Vec<Mi
         .iter()
         .filter(|r| instances.contains(&r.experiment) && !done(&r.evaluate))
     {
-        let reason = why(plan, &steps, &r.evaluate, &mut reasons);
+        let mut reason = why(plan, &steps, &r.evaluate, &mut reasons);
+        if reason == NOT_RUN {
+            if let Some(absent) = absent_dataset(plan, &r.train, data_dir) {
+                reason = absent;
+            }
+        }
         match out
             .iter_mut()
             .find(|m| m.experiment == r.experiment && m.reason == reason)
@@ -70,6 +82,21 @@ fn why(plan: &Plan, steps: &Path, key: &str, memo: &mut HashMap<String, String>)
     };
     memo.insert(key.to_string(), reason.clone());
     reason
+}
+
+/// Why a run could not start here: its dataset's directory is absent and lthc cannot fetch it.
+/// (A directory that is there but damaged shows when `lthc run` tries it.)
+fn absent_dataset(plan: &Plan, train: &str, data_dir: &Path) -> Option<String> {
+    let spec = crate::exec::preflight::dataset_of(plan.get(train)?)?;
+    let dir = crate::data::dataset_dir(spec, data_dir);
+    (spec.fetch.is_none() && !dir.exists()).then(|| {
+        format!(
+            "dataset `{}` is not in {} [{}]",
+            spec.name,
+            dir.display(),
+            crate::diag::code::DATA_MISSING
+        )
+    })
 }
 
 const NOT_RUN: &str = "not run yet (`lthc run` trains it)";

@@ -37,21 +37,30 @@ pub struct Report {
     pub sources: Vec<(String, String)>,
 }
 
-/// The report `spec` over the records in the cache (`records`: every record of the plan).
+/// Where a report's results come from: the plan, its cache, and the datasets' directory (to
+/// say which missing results wait for a dataset that is not there).
+pub struct Inputs<'a> {
+    pub plan: &'a Plan,
+    pub cache: &'a Path,
+    pub data_dir: &'a Path,
+    /// Every record of the plan that is in the cache.
+    pub records: &'a [Value],
+}
+
+/// The report `spec` over the records in the cache.
 pub fn build(
     spec: &ReportSpec,
     experiments: &[ExperimentSpec],
     sources: &SourceMap,
-    plan: &Plan,
-    cache: &Path,
-    records: &[Value],
+    inputs: &Inputs,
 ) -> Report {
     let ours: Vec<&ExperimentSpec> = experiments
         .iter()
         .filter(|e| spec.experiments.contains(&e.name))
         .collect();
     let instances: HashSet<String> = ours.iter().map(|e| e.instance.clone()).collect();
-    let records: Vec<Value> = records
+    let records: Vec<Value> = inputs
+        .records
         .iter()
         .filter(|r| {
             r["experiment"]
@@ -83,7 +92,7 @@ pub fn build(
         table: aggregate::table(&records, &spec.rows, &spec.columns),
         tickets: tickets::tickets(&records, spec.tolerance),
         plots,
-        missing: missing::missing(plan, cache, &instances),
+        missing: missing::missing(inputs.plan, inputs.cache, inputs.data_dir, &instances),
         sources: files
             .into_iter()
             .filter_map(|f| {
