@@ -202,7 +202,8 @@ fn default_plots_follow_what_was_measured() {
             "test_accuracy_vs_rewind_iteration"
         ]
     );
-    let line = plot::along_line(&records).unwrap();
+    assert!(plot::along_line(&records, "interpolation_train_errors").is_none());
+    let line = plot::along_line(&records, "interpolation_test_errors").unwrap();
     // One series per rewind point and level of IMP, from α = 0 to 1.
     assert_eq!(line.series.len(), 4);
     let xs: Vec<f64> = line.series[0].points.iter().map(|p| p.x).collect();

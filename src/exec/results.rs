@@ -73,6 +73,7 @@ pub fn collect(plan: &Plan, cache: &Path) -> (Vec<Value>, bool) {
                 ("barrier", "barrier"),
                 ("barrier_train", "barrier_train"),
                 ("test_errors", "test_errors"),
+                ("train_errors", "train_errors"),
             ],
         );
         out.push(Value::Object(m));

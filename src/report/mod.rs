@@ -77,7 +77,12 @@ pub fn build(
     let mut plots: Vec<plot::Plot> = specs
         .iter()
         .map(|p| plot::from_spec(p, &records))
-        .chain(plot::along_line(&records).filter(|_| spec.plots.is_empty()))
+        .chain(
+            ["interpolation_test_errors", "interpolation_train_errors"]
+                .iter()
+                .filter_map(|errors| plot::along_line(&records, errors))
+                .filter(|_| spec.plots.is_empty()),
+        )
         .collect();
     unique_files(&mut plots);
     let mut files: Vec<String> = Vec::new();

@@ -142,11 +142,12 @@ fn dense_bands(dense: &[Value], y: &str) -> Vec<Band> {
         .collect()
 }
 
-/// The test error along the line between two data-order copies, one series per group.
-pub fn along_line(records: &[Value]) -> Option<Plot> {
+/// The errors along the line between two data-order copies, one series per group: `errors` is
+/// `interpolation_test_errors` or `interpolation_train_errors`. `None` where none were measured.
+pub fn along_line(records: &[Value], errors: &str) -> Option<Plot> {
     let with: Vec<Value> = records
         .iter()
-        .filter(|r| r["interpolation_test_errors"].is_array())
+        .filter(|r| r[errors].as_array().is_some_and(|e| !e.is_empty()))
         .cloned()
         .collect();
     if with.is_empty() {
@@ -158,14 +159,14 @@ pub fn along_line(records: &[Value]) -> Option<Plot> {
         .map(|(key, members)| {
             let len = members
                 .iter()
-                .filter_map(|r| r["interpolation_test_errors"].as_array().map(Vec::len))
+                .filter_map(|r| r[errors].as_array().map(Vec::len))
                 .min()
                 .unwrap_or(0);
             let points = (0..len)
                 .filter_map(|i| {
                     let at: Vec<f64> = members
                         .iter()
-                        .filter_map(|r| r["interpolation_test_errors"][i].as_f64())
+                        .filter_map(|r| r[errors][i].as_f64())
                         .collect();
                     Some(Point {
                         x: if len > 1 {
@@ -183,10 +184,15 @@ pub fn along_line(records: &[Value]) -> Option<Plot> {
             }
         })
         .collect();
+    let kind = if errors.contains("train") {
+        "train"
+    } else {
+        "test"
+    };
     Some(Plot {
-        file: "test_error_along_interpolation".into(),
+        file: format!("{kind}_error_along_interpolation"),
         x: ALONG_LINE.into(),
-        y: "interpolation_test_errors".into(),
+        y: errors.into(),
         log_x: false,
         series,
         bands: Vec::new(),

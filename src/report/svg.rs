@@ -24,6 +24,7 @@ pub fn axis_title(field: &str) -> String {
         "interpolation_barrier" => "Error barrier, test (%)".into(),
         "interpolation_barrier_train" => "Error barrier, train (%)".into(),
         "interpolation_test_errors" => "Test error (%)".into(),
+        "interpolation_train_errors" => "Train error (%)".into(),
         ALONG_LINE => "Interpolation α".into(),
         f => f.replace('_', " "),
     }
@@ -31,7 +32,7 @@ pub fn axis_title(field: &str) -> String {
 
 /// The factor a field's values are drawn at (percent for fractions).
 fn scale(field: &str) -> f64 {
-    if field == "interpolation_test_errors" || shown(field) == Shown::Percent {
+    if field.ends_with("_errors") || shown(field) == Shown::Percent {
         100.0
     } else {
         1.0
