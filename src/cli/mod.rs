@@ -100,6 +100,7 @@ enum Command {
     Report {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Cache directory (default: $LTHC_CACHE, or .lthc/ next to the first file).
         #[arg(long)]
         cache: Option<PathBuf>,
         /// Dataset directory, to say which missing results wait for a dataset (default: $LTHC_DATA).
