@@ -54,12 +54,13 @@ pub(super) fn render(
         let dir = out.join(&r.name);
         let written = r.write(&dir, html)?;
         text += &r.terminal();
-        let pngs: Vec<String> = written
+        // The files a reader opens: the plots and the page (the tables were just printed).
+        let to_open: Vec<String> = written
             .iter()
             .filter(|w| w.extension().is_some_and(|e| e == "png" || e == "html"))
             .map(|w| format!("  {}\n", w.display()))
             .collect();
-        text += &format!("  written to {}/:\n{}", dir.display(), pngs.concat());
+        text += &format!("  written to {}/:\n{}", dir.display(), to_open.concat());
     }
     Ok(text)
 }
