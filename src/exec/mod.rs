@@ -14,6 +14,7 @@
 pub mod explain;
 pub mod failure;
 mod lock;
+mod panic;
 pub mod preflight;
 pub mod results;
 mod steps;
@@ -296,14 +297,7 @@ impl<B: TrainBackend> Executor<B> {
 
     /// Runs one step; a panic inside it (a bug) becomes an error of that step alone.
     fn attempt(&mut self, plan: &Plan, step: &Step) -> Result<(), ExecError> {
-        let outcome =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_step(plan, step)));
-        outcome.unwrap_or_else(|payload| {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic".into());
+        panic::catch(|| self.run_step(plan, step)).unwrap_or_else(|message| {
             Err(ExecError::Panic {
                 step: step.label.clone(),
                 message,
