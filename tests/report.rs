@@ -275,7 +275,7 @@ fn report_equals_what_run_printed_and_trains_nothing() {
     ] {
         assert!(out.join(f).is_file(), "{f} not written");
     }
-    // Every plot's PNG decodes at twice its SVG's size.
+    // Every plot's PNG decodes at twice its SVG's size and is not blank.
     for entry in std::fs::read_dir(&out).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "png") {
@@ -284,6 +284,16 @@ fn report_equals_what_run_printed_and_trains_nothing() {
             let tree = resvg::usvg::Tree::from_str(&svg, &Default::default()).unwrap();
             assert_eq!(png.width(), 2 * tree.size().width() as u32);
             assert_eq!(png.height(), 2 * tree.size().height() as u32);
+            let rgb = png.to_rgb8();
+            let inked = rgb
+                .pixels()
+                .filter(|p| p.0.iter().any(|&c| c < 200))
+                .count();
+            assert!(
+                inked > rgb.pixels().len() / 100,
+                "{} is blank",
+                path.display()
+            );
         }
     }
     let json: Value =
