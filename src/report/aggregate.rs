@@ -89,6 +89,20 @@ pub fn group<'r>(records: &'r [Value], keys: &[String]) -> Vec<(Vec<Value>, Vec<
     groups
 }
 
+/// The first record of each seed: a dense run shared by several rewind points or arms appears
+/// in several records but is one run.
+pub fn once_per_seed<'r>(records: &[&'r Value]) -> Vec<&'r Value> {
+    let mut seen: Vec<&Value> = Vec::new();
+    let mut out = Vec::new();
+    for r in records {
+        if !seen.contains(&&r["seed"]) {
+            seen.push(&r["seed"]);
+            out.push(*r);
+        }
+    }
+    out
+}
+
 /// The numbers a group's records hold for `field` (nulls and absent fields left out).
 pub fn numbers(members: &[&Value], field: &str) -> Vec<f64> {
     members.iter().filter_map(|r| r[field].as_f64()).collect()

@@ -242,11 +242,14 @@ fn raw(v: &Value) -> String {
 
 /// One row per group: the key fields, n, then `<column>_mean`, `_sd`, `_n` (text columns as is).
 pub fn csv(t: &Table) -> String {
+    // A column is text if any group holds text there (then it is one CSV column, not three).
+    let text: Vec<bool> = (0..t.columns.len())
+        .map(|i| t.rows.iter().any(|r| matches!(r.cells[i], Cell::Text(_))))
+        .collect();
     let mut head: Vec<String> = t.keys.clone();
     head.extend(["n".to_string(), "diverged".to_string()]);
     for (i, c) in t.columns.iter().enumerate() {
-        let text = t.rows.iter().any(|r| matches!(r.cells[i], Cell::Text(_)));
-        if text {
+        if text[i] {
             head.push(c.clone());
         } else {
             head.extend([format!("{c}_mean"), format!("{c}_sd"), format!("{c}_n")]);
@@ -257,13 +260,12 @@ pub fn csv(t: &Table) -> String {
         let mut line: Vec<String> = r.key.iter().map(raw).collect();
         line.extend([r.n.to_string(), r.diverged.to_string()]);
         for (i, cell) in r.cells.iter().enumerate() {
-            let text = t.rows.iter().any(|r| matches!(r.cells[i], Cell::Text(_)));
             match cell {
                 Cell::Num(s) => {
                     line.extend([s.mean.to_string(), s.sd.to_string(), s.n.to_string()])
                 }
                 Cell::Text(s) => line.push(csv_field(s)),
-                Cell::Empty if text => line.push(String::new()),
+                Cell::Empty if text[i] => line.push(String::new()),
                 Cell::Empty => line.extend([String::new(), String::new(), "0".into()]),
             }
         }

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::aggregate::{group, numbers, varies, Stat, IDENTITY};
+use super::aggregate::{group, numbers, once_per_seed, varies, Stat, IDENTITY};
 use crate::check::PlotSpec;
 
 /// The x "field" of a plot along the interpolation line (not a result field: the position α).
@@ -124,16 +124,7 @@ fn dense_bands(dense: &[Value], y: &str) -> Vec<Band> {
     group(dense, &["experiment".to_string()])
         .into_iter()
         .filter_map(|(key, members)| {
-            let mut seeds = Vec::new();
-            let values: Vec<f64> = members
-                .iter()
-                .filter(|r| {
-                    let new = !seeds.contains(&r["seed"]);
-                    seeds.push(r["seed"].clone());
-                    new
-                })
-                .filter_map(|r| r[y].as_f64())
-                .collect();
+            let values = numbers(&once_per_seed(&members), y);
             Some(Band {
                 label: format!("dense · {}", key[0].as_str().unwrap_or_default()),
                 y: Stat::of(&values)?,

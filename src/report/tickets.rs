@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::aggregate::{group, numbers, Stat};
+use super::aggregate::{group, numbers, once_per_seed, Stat};
 
 /// One (experiment, rewind point, arm) of a pruned experiment.
 #[derive(Clone, Debug, PartialEq)]
@@ -94,18 +94,7 @@ fn dense_accuracy(records: &[Value], experiment: &str, rewind: u64) -> Option<St
         .filter(|r| r["rewind_iteration"].as_u64() == Some(rewind))
         .collect();
     let from = if same.is_empty() { dense } else { same };
-    // The same seed appears once: a dense run shared by several arms is one run.
-    let mut seen = Vec::new();
-    let values: Vec<f64> = from
-        .iter()
-        .filter(|r| {
-            let s = r["seed"].clone();
-            let new = !seen.contains(&s);
-            seen.push(s);
-            new
-        })
-        .filter_map(|r| r["test_accuracy"].as_f64())
-        .collect();
+    let values = numbers(&once_per_seed(&from), "test_accuracy");
     Stat::of(&values)
 }
 
