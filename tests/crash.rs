@@ -261,6 +261,12 @@ fn two_processes_on_one_cache_never_train_a_step_twice() {
     assert_eq!(results(dir.path(), "shared"), results(dir.path(), "alone"));
 }
 
+/// What `lthc plan --explain` says of crash.lth against the cache `c`.
+fn explain(dir: &Path) -> String {
+    let out = lthc(&["plan", "--explain", "--cache", "c", "crash.lth"], dir);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn explain_says_what_is_cached_and_what_changed() {
     let dir = tempfile::tempdir().unwrap();
@@ -270,22 +276,14 @@ fn explain_says_what_is_cached_and_what_changed() {
             .status
             .success()
     );
-    let out = lthc(
-        &["plan", "--explain", "--cache", "c", "crash.lth"],
-        dir.path(),
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = explain(dir.path());
     assert!(text.contains("0 to run"), "{text}");
     std::fs::write(
         dir.path().join("crash.lth"),
         program(dir.path()).replace("adam(lr: 0.005)", "adam(lr: 0.01)"),
     )
     .unwrap();
-    let out = lthc(
-        &["plan", "--explain", "--cache", "c", "crash.lth"],
-        dir.path(),
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = explain(dir.path());
     assert!(
         text.contains("to re-run: recipe.optimizer.lr: 0.005 → 0.01"),
         "{text}"
@@ -306,11 +304,7 @@ fn explain_says_what_is_cached_and_what_changed() {
         ),
     )
     .unwrap();
-    let out = lthc(
-        &["plan", "--explain", "--cache", "c", "crash.lth"],
-        dir.path(),
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = explain(dir.path());
     assert!(
         text.contains("to re-run: recipe.eval_every: (default) → 30"),
         "{text}"
