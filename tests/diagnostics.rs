@@ -179,6 +179,11 @@ fn cases() -> Vec<Case> {
         ),
         case("holdout too large", "dataset d {\n  format = idx\n  shape = [4]\n  classes = 2\n  train_size = 10\n  test_size = 5\n  holdout = 10\n}\n", "lth::range::value", "10", "holdout (10) must be smaller than train_size (10)"),
         case("unknown dataset format", "dataset d {\n  format = csv\n  shape = [4]\n  classes = 2\n  train_size = 10\n  test_size = 5\n}\n", "lth::name::unknown", "csv", "unknown dataset format `csv`"),
+        case("executor memory not in sbatch's notation", "executor c {\n  memory = \"16GB\"\n}\n", "lth::range::value", "\"16GB\"", "`16GB` is not a memory size"),
+        case("executor time limit with a unit", "executor c {\n  time = \"4h\"\n}\n", "lth::range::value", "\"4h\"", "`4h` is not a Slurm time limit"),
+        case("executor field misspelt", "executor c {\n  partiton = \"gpu\"\n}\n", "lth::name::unknown_field", "partiton", "partiton"),
+        case("executor flag that is not an option", "executor c {\n  flags = [\"qos=high\"]\n}\n", "lth::range::value", "\"qos=high\"", "is not an sbatch option"),
+        case("executor with no CPUs", "executor c {\n  cpus = 0\n}\n", "lth::range::value", "0", "cpus must be at least 1"),
         case("unknown result field in a report", lenet_experiment("") + "report r {\n  experiments = [e]\n  columns = [acc]\n}\n", "lth::name::unknown", "acc", "unknown result field `acc`"),
     ]
 }
@@ -312,5 +317,28 @@ fn rendered_reports_show_code_label_and_help() {
     assert!(
         text.contains("help: training lasts 50000 iterations"),
         "{text}"
+    );
+}
+
+#[test]
+fn an_executor_definition_becomes_the_jobs_settings() {
+    let (_, checked, diags) = check_one(
+        "executor cluster {\n  partition = \"gpu\"\n  gpus = 2\n  cpus = 8\n  memory = \"32G\"\n  time = \"1-00:00:00\"\n  flags = [\"--qos=high\"]\n}\n",
+    );
+    assert!(diags.is_empty(), "{diags:?}");
+    let e = &checked.executors[0];
+    assert_eq!(e.name, "cluster");
+    // GPUs asked for: the jobs train on CUDA.
+    assert_eq!(e.device.as_deref(), Some("cuda"));
+    assert_eq!(
+        e.resources.sbatch_flags(),
+        [
+            "--partition=gpu",
+            "--gres=gpu:2",
+            "--cpus-per-task=8",
+            "--mem=32G",
+            "--time=1-00:00:00",
+            "--qos=high"
+        ]
     );
 }

@@ -5,6 +5,7 @@
 mod args;
 mod dataset;
 mod eval;
+mod executor;
 mod experiment;
 mod layer_args;
 mod layers;
@@ -41,6 +42,8 @@ pub struct Checked {
     /// all parameters defaulted) and every instance an experiment uses.
     pub networks: Vec<NetSpec>,
     pub reports: Vec<ReportSpec>,
+    /// Executor definitions, from the named files and the files they import.
+    pub executors: Vec<ExecutorSpec>,
 }
 
 /// Loads and checks `paths`; returns the program (for rendering), the checked result and every
@@ -235,6 +238,11 @@ impl<'p> Checker<'p> {
                     let specs = self.experiment(DefId(i));
                     if self.prog.roots.contains(&file) {
                         checked.experiments.extend(specs);
+                    }
+                }
+                DefKind::Executor => {
+                    if let Some(e) = self.executor(DefId(i)) {
+                        checked.executors.push(e);
                     }
                 }
                 DefKind::Report => {

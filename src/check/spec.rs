@@ -389,3 +389,13 @@ pub const RESULT_FIELDS: &[&str] = &[
     "interpolation_barrier",
     "interpolation_barrier_train",
 ];
+
+/// An `executor` definition: a Slurm cluster's settings for every job of a run
+/// (`lthc run --executor NAME`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecutorSpec {
+    pub name: String,
+    pub resources: crate::exec::slurm::Resources,
+    /// `--device` for the jobs (`cuda` when GPUs are asked for, unless given).
+    pub device: Option<String>,
+}

@@ -3,6 +3,7 @@
 mod commands;
 mod report;
 mod run;
+mod slurm;
 
 use std::path::PathBuf;
 
@@ -77,9 +78,14 @@ enum Command {
         /// Dataset directory (default: $LTHC_DATA, or the user's cache directory).
         #[arg(long)]
         data: Option<PathBuf>,
-        /// `cpu` or `cuda[:N]`.
-        #[arg(long, default_value = "cpu")]
-        device: String,
+        /// `cpu` or `cuda[:N]` (default: cpu; with Slurm GPUs, cuda).
+        #[arg(long)]
+        device: Option<String>,
+        /// Where the steps run: `local` (default), `slurm`, or an `executor` defined in the files.
+        #[arg(long)]
+        executor: Option<String>,
+        #[command(flatten)]
+        slurm: slurm::SlurmFlags,
         /// Steps to run at once (default: one per core; each then trains single-threaded).
         #[arg(long, short)]
         jobs: Option<usize>,
@@ -112,6 +118,30 @@ enum Command {
         /// Also write a self-contained HTML page per report (index.html).
         #[arg(long)]
         html: bool,
+    },
+    /// Where each step stands: done, running or queued in Slurm, failed, not run.
+    Status {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        cache: Option<PathBuf>,
+    },
+    /// Run one step of the files' plan (what each Slurm job runs).
+    #[command(hide = true)]
+    Step {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        cache: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// The run that submitted the step.
+        #[arg(long)]
+        run: String,
+        #[arg(long)]
+        key: String,
     },
     /// Print the results in the cache, without training.
     Results {
@@ -213,6 +243,8 @@ pub fn main() -> i32 {
             strict,
             out,
             html,
+            executor,
+            slurm,
         } => run::run(
             &files,
             run::RunOptions {
@@ -224,6 +256,27 @@ pub fn main() -> i32 {
                 strict,
                 out,
                 html,
+                executor,
+                slurm,
+            },
+            color,
+        ),
+        Command::Status { files, cache } => slurm::status(&files, cache, color),
+        Command::Step {
+            files,
+            cache,
+            data,
+            device,
+            run,
+            key,
+        } => slurm::step(
+            &files,
+            slurm::StepOptions {
+                cache,
+                data,
+                device,
+                run,
+                key,
             },
             color,
         ),

@@ -33,13 +33,17 @@ fn fail(d: Diag, color: bool) -> i32 {
 pub struct RunOptions {
     pub cache: Option<PathBuf>,
     pub data: Option<PathBuf>,
-    pub device: String,
+    /// `None`: the executor's, else `cpu`.
+    pub device: Option<String>,
     pub jobs: Option<usize>,
     pub quiet: bool,
     pub strict: bool,
     /// Reports' output directory.
     pub out: Option<PathBuf>,
     pub html: bool,
+    /// `local` (the default), `slurm`, or the name of an `executor` definition.
+    pub executor: Option<String>,
+    pub slurm: super::slurm::SlurmFlags,
 }
 
 pub fn run(files: &[PathBuf], o: RunOptions, color: bool) -> i32 {
@@ -67,18 +71,19 @@ pub fn run(files: &[PathBuf], o: RunOptions, color: bool) -> i32 {
         cache: cache.clone(),
         data: data.clone(),
         progress,
+        quiet: o.quiet,
         strict: o.strict,
         color,
     };
-    let outcome = match o.device.as_str() {
-        "cpu" => {
-            execute::<burn::backend::Autodiff<burn::backend::Flex>>(&p, setup, Default::default())
+    let outcome = match o.executor.as_deref() {
+        None | Some("local") => run_here(&p, setup, o.device.as_deref().unwrap_or("cpu")),
+        Some(name) => {
+            match super::slurm::run(files, &c, &p, setup, name, o.device.as_deref(), &o.slurm) {
+                Ok(Some(summary)) => Ok(summary),
+                Ok(None) => return 0,
+                Err(d) => Err(d),
+            }
         }
-        d if d == "cuda" || d.starts_with("cuda:") => cuda(&p, setup, d),
-        other => Err(Box::new(
-            Diag::global(code::EXEC_DEVICE, format!("unknown device `{other}`"))
-                .help("use `--device cpu` or `--device cuda[:N]`"),
-        )),
     };
     match outcome {
         Ok(summary) => {
@@ -104,9 +109,27 @@ pub fn run(files: &[PathBuf], o: RunOptions, color: bool) -> i32 {
     }
 }
 
+/// Runs the plan on this machine's `device`.
+fn run_here(p: &Plan, setup: Setup, device: &str) -> Result<crate::exec::Summary, Box<Diag>> {
+    match device {
+        "cpu" => {
+            execute::<burn::backend::Autodiff<burn::backend::Flex>>(p, setup, Default::default())
+        }
+        d if d == "cuda" || d.starts_with("cuda:") => run_cuda(p, setup, d),
+        other => Err(unknown_device(other)),
+    }
+}
+
+pub(super) fn unknown_device(name: &str) -> Box<Diag> {
+    Box::new(
+        Diag::global(code::EXEC_DEVICE, format!("unknown device `{name}`"))
+            .help("use `--device cpu` or `--device cuda[:N]`"),
+    )
+}
+
 /// The first Ctrl-C asks the training loops to save and stop (the run then says how to
 /// resume); a second one exits at once — still safe, as every write is atomic.
-fn on_interrupt() {
+pub(super) fn on_interrupt() {
     let _ = ctrlc::set_handler(|| {
         if crate::train::stop::requested() {
             std::process::exit(130);
@@ -117,7 +140,7 @@ fn on_interrupt() {
 }
 
 /// The end of a run: what ran, what came from the cache, what failed and what it stopped.
-fn summary_text(p: &Plan, s: &crate::exec::Summary) -> String {
+pub(super) fn summary_text(p: &Plan, s: &crate::exec::Summary) -> String {
     let mut out = format!(
         "{} steps run, {} from the cache; {} iterations trained now, {} served from the cache\n",
         s.ran,
@@ -147,12 +170,14 @@ fn summary_text(p: &Plan, s: &crate::exec::Summary) -> String {
 }
 
 /// What every backend's run needs besides the plan.
-struct Setup {
-    cache: PathBuf,
-    data: PathBuf,
-    progress: Progress,
-    strict: bool,
-    color: bool,
+pub(super) struct Setup {
+    pub cache: PathBuf,
+    pub data: PathBuf,
+    pub progress: Progress,
+    /// `--quiet`: no progress lines at all (`progress` is also quiet when stderr is no terminal).
+    pub quiet: bool,
+    pub strict: bool,
+    pub color: bool,
 }
 
 /// Checks the datasets, then runs the plan with `jobs()` workers; per-step locks keep them
@@ -163,26 +188,7 @@ fn execute<B: TrainBackend>(
     device: B::Device,
 ) -> Result<crate::exec::Summary, Box<Diag>> {
     let mut first = Executor::<B>::new(setup.cache, setup.data, device, setup.progress);
-    let unavailable = first.preflight(p);
-    let diags: Vec<Diag> = unavailable.iter().map(|u| u.to_diag()).collect();
-    if !diags.is_empty() {
-        eprint!(
-            "{}",
-            render_report(&diags, &Default::default(), setup.color)
-        );
-        if setup.strict {
-            return Err(Box::new(
-                Diag::global(
-                    code::EXEC_STRICT,
-                    format!(
-                        "{} datasets are missing; nothing was run (--strict)",
-                        diags.len()
-                    ),
-                )
-                .help("provide the datasets, or run without --strict to run everything else"),
-            ));
-        }
-    }
+    preflight(&mut first, p, setup.strict, setup.color)?;
     let n = jobs();
     let outcomes: Vec<Result<crate::exec::Summary, crate::exec::ExecError>> =
         std::thread::scope(|scope| {
@@ -219,6 +225,34 @@ fn execute<B: TrainBackend>(
     Ok(total)
 }
 
+/// Loads the datasets the plan needs and says which are missing; with `strict`, a missing one
+/// stops the run before anything starts.
+pub(super) fn preflight<B: TrainBackend>(
+    ex: &mut Executor<B>,
+    p: &Plan,
+    strict: bool,
+    color: bool,
+) -> Result<(), Box<Diag>> {
+    let diags: Vec<Diag> = ex.preflight(p).iter().map(|u| u.to_diag()).collect();
+    if diags.is_empty() {
+        return Ok(());
+    }
+    eprint!("{}", render_report(&diags, &Default::default(), color));
+    if strict {
+        return Err(Box::new(
+            Diag::global(
+                code::EXEC_STRICT,
+                format!(
+                    "{} datasets are missing; nothing was run (--strict)",
+                    diags.len()
+                ),
+            )
+            .help("provide the datasets, or run without --strict to run everything else"),
+        ));
+    }
+    Ok(())
+}
+
 /// Workers: `LTHC_JOBS` (set from `--jobs`), else one per core. With several, each training
 /// step runs single-threaded: measured, a small model gains nothing from a second thread in
 /// flex, while two models side by side train about twice as fast.
@@ -230,8 +264,12 @@ fn jobs() -> usize {
         .max(1)
 }
 
+/// Opens CUDA device `device` (`cuda` or `cuda:N`) and hands it to `f`.
 #[cfg(feature = "cuda")]
-fn cuda(p: &Plan, setup: Setup, device: &str) -> Result<crate::exec::Summary, Box<Diag>> {
+pub(super) fn cuda_device<R>(
+    device: &str,
+    f: impl FnOnce(burn::backend::cuda::CudaDevice) -> Result<R, Box<Diag>>,
+) -> Result<R, Box<Diag>> {
     let index: usize = match device
         .strip_prefix("cuda:")
         .map(str::parse)
@@ -256,7 +294,7 @@ fn cuda(p: &Plan, setup: Setup, device: &str) -> Result<crate::exec::Summary, Bo
     });
     std::panic::set_hook(hook);
     match probe {
-        Ok(dev) => execute::<burn::backend::Autodiff<burn::backend::Cuda>>(p, setup, dev),
+        Ok(dev) => f(dev),
         Err(_) => Err(Box::new(
             Diag::global(code::EXEC_DEVICE, format!("no usable CUDA device `{device}`"))
                 .help("check `nvidia-smi`; the CUDA driver and NVRTC must be installed, or run with `--device cpu`"),
@@ -264,15 +302,27 @@ fn cuda(p: &Plan, setup: Setup, device: &str) -> Result<crate::exec::Summary, Bo
     }
 }
 
+#[cfg(feature = "cuda")]
+fn run_cuda(p: &Plan, setup: Setup, device: &str) -> Result<crate::exec::Summary, Box<Diag>> {
+    cuda_device(device, |dev| {
+        execute::<burn::backend::Autodiff<burn::backend::Cuda>>(p, setup, dev)
+    })
+}
+
 #[cfg(not(feature = "cuda"))]
-fn cuda(_: &Plan, _: Setup, device: &str) -> Result<crate::exec::Summary, Box<Diag>> {
-    Err(Box::new(
+fn run_cuda(_: &Plan, _: Setup, device: &str) -> Result<crate::exec::Summary, Box<Diag>> {
+    Err(no_cuda(device))
+}
+
+/// This lthc was built without the `cuda` feature.
+pub(super) fn no_cuda(device: &str) -> Box<Diag> {
+    Box::new(
         Diag::global(
             code::EXEC_DEVICE,
             format!("this lthc was built without CUDA, so `{device}` is not available"),
         )
         .help("build with `cargo build --release --features cuda`, or run with `--device cpu`"),
-    ))
+    )
 }
 
 fn num(v: &Value, digits: usize) -> String {

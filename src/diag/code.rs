@@ -50,4 +50,11 @@ pub const EXEC_DIVERGED: &str = "lth::exec::diverged";
 pub const EXEC_STRICT: &str = "lth::exec::strict";
 pub const EXEC_INTERRUPTED: &str = "lth::exec::interrupted";
 
+pub const EXEC_EXECUTOR: &str = "lth::exec::executor";
+
+pub const SLURM_MISSING: &str = "lth::slurm::missing";
+pub const SLURM_SUBMIT: &str = "lth::slurm::submit";
+pub const SLURM_JOB: &str = "lth::slurm::job";
+pub const SLURM_STALE: &str = "lth::slurm::stale";
+
 pub const REPORT_IO: &str = "lth::report::io";

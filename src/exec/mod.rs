@@ -13,10 +13,11 @@
 
 pub mod explain;
 pub mod failure;
-mod lock;
+pub(crate) mod lock;
 mod panic;
 pub mod preflight;
 pub mod results;
+pub mod slurm;
 mod steps;
 
 use std::collections::{HashMap, HashSet};
@@ -111,6 +112,19 @@ pub fn io_err(path: &Path) -> impl Fn(std::io::Error) -> ExecError + '_ {
         path: path.to_path_buf(),
         error: e.to_string(),
     }
+}
+
+/// What happened to the one step a cluster job runs.
+#[derive(Debug)]
+pub enum OneStep {
+    Ran,
+    /// Already done (by another job or run).
+    Cached,
+    Failed(failure::Failure),
+    /// The plan the files give now has no such step (they changed since it was submitted).
+    NotInPlan,
+    /// An input it needs is not done.
+    InputMissing(String),
 }
 
 /// What happened to each step.
@@ -251,7 +265,6 @@ impl<B: TrainBackend> Executor<B> {
                 if crate::train::stop::requested() {
                     return Err(ExecError::Interrupted);
                 }
-                failure::clear(&dir);
                 if self.progress == Progress::Bar {
                     let done = plan.steps.iter().filter(|s| self.is_done(&s.key)).count();
                     let eta = if trained > 0 {
@@ -269,18 +282,11 @@ impl<B: TrainBackend> Executor<B> {
                     );
                 }
                 progressed = true;
-                match self.attempt(plan, step) {
-                    Ok(()) => {}
-                    Err(e @ (ExecError::Corrupt { .. } | ExecError::Interrupted)) => return Err(e),
-                    Err(e) => {
-                        summary.failed.push(self.fail(step, &e)?);
-                        blocked.insert(&step.key);
-                        continue;
-                    }
+                if let Err(failure) = self.execute_locked(plan, step)? {
+                    summary.failed.push(failure);
+                    blocked.insert(&step.key);
+                    continue;
                 }
-                let done = dir.join("done");
-                crate::store::atomic_write(&done, done_record(step).to_string().as_bytes())
-                    .map_err(io_err(&done))?;
                 counted[n] = true;
                 summary.ran += 1;
                 summary.trained_iterations += step.iterations;
@@ -292,6 +298,56 @@ impl<B: TrainBackend> Executor<B> {
             if !progressed {
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
+        }
+    }
+
+    /// Runs `step`, whose lock the caller holds, and marks it done; `Ok(Err(..))`: it failed,
+    /// and the failure is recorded (the steps that need it are skipped in this run). A damaged
+    /// input or an interruption stops the whole run instead.
+    fn execute_locked(
+        &mut self,
+        plan: &Plan,
+        step: &Step,
+    ) -> Result<Result<(), failure::Failure>, ExecError> {
+        let dir = self.step_dir(&step.key);
+        failure::clear(&dir);
+        match self.attempt(plan, step) {
+            Ok(()) => {}
+            Err(e @ (ExecError::Corrupt { .. } | ExecError::Interrupted)) => return Err(e),
+            Err(e) => return Ok(Err(self.fail(step, &e)?)),
+        }
+        let done = dir.join("done");
+        crate::store::atomic_write(&done, done_record(step).to_string().as_bytes())
+            .map_err(io_err(&done))?;
+        Ok(Ok(()))
+    }
+
+    /// Runs the one step `key` of `plan` (a cluster job): waits while another process holds
+    /// it; does nothing if it is already done. Its inputs must be done.
+    pub fn run_one(&mut self, plan: &Plan, key: &str) -> Result<OneStep, ExecError> {
+        let Some(step) = plan.get(key) else {
+            return Ok(OneStep::NotInPlan);
+        };
+        if let Some(missing) = step.inputs.iter().find(|i| !self.is_done(i)) {
+            return Ok(OneStep::InputMissing(missing.clone()));
+        }
+        let dir = self.step_dir(key);
+        loop {
+            if self.is_done(key) {
+                return Ok(OneStep::Cached);
+            }
+            let Some(_lock) = lock::try_lock(&dir, &self.worker).map_err(io_err(&dir))? else {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                continue;
+            };
+            if self.is_done(key) {
+                return Ok(OneStep::Cached);
+            }
+            // A damaged input is removed and reported (an error): the next run recomputes it.
+            return Ok(match self.execute_locked(plan, step)? {
+                Ok(()) => OneStep::Ran,
+                Err(f) => OneStep::Failed(f),
+            });
         }
     }
 
@@ -403,7 +459,7 @@ fn dataset_id(spec: &DatasetSpec) -> String {
 }
 
 /// Distinguishes runs in failure markers: the process and the moment it started.
-fn new_run_id() -> String {
+pub fn new_run_id() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());

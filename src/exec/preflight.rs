@@ -89,3 +89,10 @@ impl<B: TrainBackend> Executor<B> {
         out
     }
 }
+
+impl<B: TrainBackend> Executor<B> {
+    /// Why `step` cannot run here, if it reads a dataset the preflight could not load.
+    pub fn unavailable_for(&self, step: &Step) -> Option<&DataError> {
+        self.unavailable.get(&dataset_id(dataset_of(step)?))
+    }
+}

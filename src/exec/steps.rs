@@ -46,7 +46,10 @@ impl<B: TrainBackend> Executor<B> {
             } => {
                 let resume = dir.join("resume.ckpt");
                 let state = match State::load(&resume) {
-                    Ok(s) if s.iteration < *end => s,
+                    Ok(s) if s.iteration < *end => {
+                        eprintln!("{}: resuming from iteration {}", step.label, s.iteration);
+                        s
+                    }
                     _ => self.output_state(plan, &step.inputs[0])?,
                 };
                 let order = Order {

@@ -34,6 +34,8 @@ pub enum DefKind {
     Pruning,
     Experiment,
     Report,
+    /// Where and with what resources a run's steps go (a Slurm cluster).
+    Executor,
 }
 
 impl DefKind {
@@ -45,6 +47,7 @@ impl DefKind {
             DefKind::Pruning => "pruning",
             DefKind::Experiment => "experiment",
             DefKind::Report => "report",
+            DefKind::Executor => "executor",
         }
     }
 

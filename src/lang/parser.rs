@@ -154,6 +154,7 @@ impl Builder<'_> {
             Some("recipe") => DefKind::Recipe,
             Some("pruning") => DefKind::Pruning,
             Some("experiment") => DefKind::Experiment,
+            Some("executor") => DefKind::Executor,
             _ => DefKind::Report,
         };
         let name = self.ident(inner.next().expect("grammar: name"));
