@@ -411,6 +411,13 @@ fn without_slurm_the_slurm_executor_says_what_is_missing() {
     // Nothing was trained or submitted.
     assert!(!d.join("c/slurm").exists());
 
+    // Slurm settings on a local run are refused, not ignored.
+    let out = lthc(&["run", "--partition", "gpu", "--cache", "c", &file], d);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("lth::exec::executor"), "{stderr}");
+    assert!(stderr.contains("--executor slurm"), "{stderr}");
+
     // An executor that is not defined names the ones that are.
     let body = "executor gpu_nodes {\n  gpus = 1\n}\n".to_string() + &sweep("small", "tiny", 20);
     let file = program(d, "q.lth", &["tiny"], &body);

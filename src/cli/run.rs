@@ -76,7 +76,10 @@ pub fn run(files: &[PathBuf], o: RunOptions, color: bool) -> i32 {
         color,
     };
     let outcome = match o.executor.as_deref() {
-        None | Some("local") => run_here(&p, setup, o.device.as_deref().unwrap_or("cpu")),
+        None | Some("local") => o
+            .slurm
+            .refuse_locally()
+            .and_then(|()| run_here(&p, setup, o.device.as_deref().unwrap_or("cpu"))),
         Some(name) => {
             match super::slurm::run(files, &c, &p, setup, name, o.device.as_deref(), &o.slurm) {
                 Ok(Some(summary)) => Ok(summary),

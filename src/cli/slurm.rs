@@ -47,6 +47,25 @@ fn executor_error(message: String, help: &str) -> Box<Diag> {
 }
 
 impl SlurmFlags {
+    /// Refuses Slurm settings on a local run, where they would be silently ignored.
+    pub(super) fn refuse_locally(&self) -> Result<(), Box<Diag>> {
+        let given = self.partition.is_some()
+            || self.account.is_some()
+            || self.gpus.is_some()
+            || self.cpus.is_some()
+            || self.mem.is_some()
+            || self.time.is_some()
+            || !self.sbatch_flags.is_empty()
+            || self.detach;
+        if given {
+            return Err(executor_error(
+                "Slurm settings (--partition, --gpus, --detach, ...) were given for a local run".into(),
+                "add `--executor slurm` (or the name of an `executor` definition) to run on the cluster",
+            ));
+        }
+        Ok(())
+    }
+
     fn resources(&self) -> Result<Resources, Box<Diag>> {
         let help = "write it as sbatch does: --mem 16G, --time 4:00:00";
         if let Some(m) = &self.mem {
