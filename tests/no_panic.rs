@@ -23,6 +23,7 @@ const TOKENS: &[&str] = &[
     "dataset",
     "pruning",
     "report",
+    "executor",
     "import",
     "\"stdlib/mnist.lth\"",
     "{",
@@ -89,8 +90,22 @@ const TOKENS: &[&str] = &[
     "é",
 ];
 
+/// Checks `text`; and formats it: formatting never panics, never turns text that parses into
+/// text that does not, and formatting its output changes nothing.
 fn check_text(text: &str) {
     let _ = common::check_one(text);
+    let formatted = lthc::lang::format::format(text);
+    assert_eq!(
+        lthc::lang::format::format(&formatted),
+        formatted,
+        "{text:?}"
+    );
+    if lthc::lang::parse(lthc::lang::FileId(0), text).is_ok() {
+        assert!(
+            lthc::lang::parse(lthc::lang::FileId(0), &formatted).is_ok(),
+            "{text:?} -> {formatted:?}"
+        );
+    }
 }
 
 fn mutate(base: &str, ops: &[(u8, usize, usize, usize)]) -> String {

@@ -1,6 +1,8 @@
 //! The command line: a thin layer over check and plan. Every failure is a diagnostic.
 
 mod commands;
+mod fmt;
+mod inputs;
 mod report;
 mod run;
 mod slurm;
@@ -44,6 +46,14 @@ enum Command {
         files: Vec<PathBuf>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+    },
+    /// Rewrite .lth files (or every one under a directory) in the canonical layout.
+    Fmt {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Change nothing; exit 1 naming the files that are not formatted.
+        #[arg(long)]
+        check: bool,
     },
     /// Show the execution plan: the DAG of steps, what is shared, iterations requested vs trained.
     Plan {
@@ -218,7 +228,21 @@ pub fn main() -> i32 {
                 && std::env::var_os("NO_COLOR").is_none()
         }
     };
-    match cli.command {
+    let mut command = cli.command;
+    if let Some(files) = command.files_mut() {
+        match inputs::expand(files) {
+            Ok(expanded) => *files = expanded,
+            Err(d) => {
+                eprint!(
+                    "{}",
+                    crate::diag::render_report(&[*d], &Default::default(), color)
+                );
+                return 1;
+            }
+        }
+    }
+    match command {
+        Command::Fmt { files, check } => fmt::fmt(&files, check, color),
         Command::Check { files, format } => commands::check(&files, format, color),
         Command::Plan {
             files,
@@ -318,5 +342,26 @@ pub fn main() -> i32 {
                     dry_run,
                 },
         } => run::cache_gc(&files, cache, dry_run, color),
+    }
+}
+
+impl Command {
+    /// The `.lth` files (or directories) a command reads.
+    fn files_mut(&mut self) -> Option<&mut Vec<PathBuf>> {
+        match self {
+            Command::Fmt { files, .. }
+            | Command::Check { files, .. }
+            | Command::Plan { files, .. }
+            | Command::Show { files, .. }
+            | Command::Run { files, .. }
+            | Command::Report { files, .. }
+            | Command::Results { files, .. }
+            | Command::Status { files, .. }
+            | Command::Step { files, .. } => Some(files),
+            Command::Cache {
+                command: CacheCommand::Ls { files, .. } | CacheCommand::Gc { files, .. },
+            } => Some(files),
+            Command::Cache { .. } | Command::Data { .. } => None,
+        }
     }
 }
