@@ -12,6 +12,7 @@ pub mod diag;
 pub mod exec;
 pub mod lang;
 pub mod lottery;
+pub mod lsp;
 pub mod nn;
 pub mod plan;
 pub mod report;

@@ -7,7 +7,7 @@ use crate::diag::code;
 use crate::lang::ast::DefKind;
 use crate::lang::FileId;
 
-const FIELDS: &[&str] = &[
+pub(crate) const FIELDS: &[&str] = &[
     "format",
     "source",
     "fetch",

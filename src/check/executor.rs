@@ -14,7 +14,7 @@ use crate::diag::code;
 use crate::exec::slurm::resources::{check_memory, check_time};
 use crate::exec::slurm::Resources;
 
-const FIELDS: &[&str] = &[
+pub(crate) const FIELDS: &[&str] = &[
     "scheduler",
     "partition",
     "account",

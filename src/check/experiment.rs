@@ -6,7 +6,7 @@ use super::spec::{Control, ExperimentSpec, Measures};
 use super::{At, Checker, DefId};
 use crate::diag::code;
 
-const FIELDS: &[&str] = &[
+pub(crate) const FIELDS: &[&str] = &[
     "network", "data", "train", "prune", "rewind", "seeds", "controls", "measure",
 ];
 const CONTROLS: &[&str] = &["random_reinit", "random_prune"];

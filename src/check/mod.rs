@@ -343,3 +343,15 @@ impl<'a> At<'a> {
         &self.expr.kind
     }
 }
+
+/// The fields a record of `kind` may have (what an editor completes inside one).
+pub fn record_fields(kind: DefKind) -> &'static [&'static str] {
+    match kind {
+        DefKind::Experiment => experiment::FIELDS,
+        DefKind::Recipe => recipe::FIELDS,
+        DefKind::Dataset => dataset::FIELDS,
+        DefKind::Report => report::FIELDS,
+        DefKind::Executor => executor::FIELDS,
+        DefKind::Network | DefKind::Pruning => &[],
+    }
+}

@@ -6,7 +6,7 @@ use super::{At, Checker, DefId};
 use crate::diag::code;
 use crate::lang::ast::DefKind;
 
-const FIELDS: &[&str] = &[
+pub(crate) const FIELDS: &[&str] = &[
     "optimizer",
     "schedule",
     "warmup",

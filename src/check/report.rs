@@ -5,7 +5,7 @@ use super::{At, Checker, DefId};
 use crate::diag::{code, unknown_name_help};
 use crate::lang::ast::{DefKind, ExprKind};
 
-const FIELDS: &[&str] = &[
+pub(crate) const FIELDS: &[&str] = &[
     "title",
     "experiments",
     "rows",

@@ -47,6 +47,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Speak the Language Server Protocol on stdin/stdout (for editors).
+    Lsp,
     /// Rewrite .lth files (or every one under a directory) in the canonical layout.
     Fmt {
         #[arg(required = true)]
@@ -242,6 +244,7 @@ pub fn main() -> i32 {
         }
     }
     match command {
+        Command::Lsp => crate::lsp::serve(std::io::stdin().lock(), std::io::stdout().lock()),
         Command::Fmt { files, check } => fmt::fmt(&files, check, color),
         Command::Check { files, format } => commands::check(&files, format, color),
         Command::Plan {
@@ -361,7 +364,7 @@ impl Command {
             Command::Cache {
                 command: CacheCommand::Ls { files, .. } | CacheCommand::Gc { files, .. },
             } => Some(files),
-            Command::Cache { .. } | Command::Data { .. } => None,
+            Command::Cache { .. } | Command::Data { .. } | Command::Lsp => None,
         }
     }
 }
