@@ -113,7 +113,7 @@ fn at(uri: &str, line: u32, character: u32) -> Value {
     json!({"textDocument": {"uri": uri}, "position": {"line": line, "character": character}})
 }
 
-const PROGRAM: &str = "import \"stdlib/mnist.lth\"\n\nexperiment e {\n  network = lenett\n  data    = mnist\n  train   = lenet_adam\n  \n}\n";
+const PROGRAM: &str = "import \"stdlib/mnist.lth\"\n\nexperiment e {\n  network = lenett\n  data    = mnist\n  train   = lenet_adam\n  prune   = lenet_layerwise for 2 levels\n  \n}\n";
 
 #[test]
 fn an_editor_session() {
@@ -164,6 +164,24 @@ fn an_editor_session() {
         "{text}"
     );
 
+    // A recipe in numbers on the experiment's dataset; a pruning's density per level.
+    let hover = c.request("textDocument/hover", at(&u, 5, 14));
+    let text = hover["result"]["contents"]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains("on `mnist`: 917 iterations per epoch; 50,000 iterations = 54.5 epochs"),
+        "{text}"
+    );
+    let hover = c.request("textDocument/hover", at(&u, 6, 14));
+    let text = hover["result"]["contents"]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.contains("density after level 1: "), "{text}");
+    assert!(text.contains(", 2: "), "{text}");
+
     // Go to definition: into the embedded standard library, as a file that exists.
     let def = c.request("textDocument/definition", at(&u, 5, 14));
     let target = def["result"]["uri"].as_str().unwrap().to_string();
@@ -180,7 +198,7 @@ fn an_editor_session() {
     );
 
     // Completion inside the experiment: its fields, and names it can use.
-    let items = c.request("textDocument/completion", at(&u, 6, 2));
+    let items = c.request("textDocument/completion", at(&u, 7, 2));
     let labels: Vec<&str> = items["result"]
         .as_array()
         .unwrap()

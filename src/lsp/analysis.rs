@@ -225,10 +225,122 @@ impl Analysis {
                 );
             }
         }
+        out += &self.in_use(&word, kind);
         let source = self.prog.sources.snippet(file, def_span);
         let shown: String = source.lines().take(30).collect::<Vec<_>>().join("\n");
         out += &format!("\n\n```lth\n{shown}\n```");
         Some((out, here))
+    }
+
+    /// The experiments of the root file whose definition names `name` (as a whole word).
+    fn experiments_using(&self, name: &str) -> Vec<&crate::check::ExperimentSpec> {
+        let mut users = Vec::new();
+        for item in &self.prog.modules[self.root.0].items {
+            let Item::Def(d) = item else { continue };
+            if d.kind != DefKind::Experiment {
+                continue;
+            }
+            let text = self.prog.sources.snippet(self.root, d.span);
+            let whole_word = text.match_indices(name).any(|(i, _)| {
+                let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+                !text[..i].ends_with(word) && !text[i + name.len()..].starts_with(word)
+            });
+            if whole_word {
+                users.extend(
+                    self.checked
+                        .experiments
+                        .iter()
+                        .filter(|e| e.name == d.name.name),
+                );
+            }
+        }
+        users
+    }
+
+    /// A recipe's schedule in numbers, a pruning's density per level, an experiment's shape:
+    /// as the experiments of this file that use it have them.
+    fn in_use(&self, name: &str, kind: DefKind) -> String {
+        let users = if kind == DefKind::Experiment {
+            self.checked
+                .experiments
+                .iter()
+                .filter(|e| e.name == name)
+                .collect()
+        } else {
+            self.experiments_using(name)
+        };
+        let mut lines: Vec<String> = Vec::new();
+        for e in users {
+            let r = &e.recipe;
+            let line = match kind {
+                DefKind::Recipe => {
+                    let mut l = format!(
+                        "on `{}`: {} iterations per epoch; {} iterations = {:.1} epochs",
+                        e.dataset.name,
+                        crate::plan::thousands(r.iterations_per_epoch),
+                        crate::plan::thousands(r.iterations),
+                        r.iterations as f64 / r.iterations_per_epoch.max(1) as f64
+                    );
+                    if r.warmup > 0 {
+                        l += &format!("; warmup {} it", crate::plan::thousands(r.warmup));
+                    }
+                    if let crate::check::Schedule::Step { gamma, milestones } = &r.schedule {
+                        let at: Vec<String> = milestones
+                            .iter()
+                            .map(|m| crate::plan::thousands(*m))
+                            .collect();
+                        l += &format!("; rate × {gamma} at {} it", at.join(", "));
+                    }
+                    l
+                }
+                DefKind::Pruning => {
+                    let Some(p) = &e.prune else { continue };
+                    let levels: Vec<String> = p
+                        .densities
+                        .iter()
+                        .enumerate()
+                        .skip(1)
+                        .map(|(l, d)| format!("{l}: {:.1}%", d * 100.0))
+                        .collect();
+                    format!(
+                        "on `{}`, density after level {}",
+                        e.network.display,
+                        levels.join(", ")
+                    )
+                }
+                DefKind::Experiment => format!(
+                    "`{}`: `{}` on `{}`, {} iterations, {} levels, rewind to {:?} it, {} seed(s)",
+                    e.instance,
+                    e.network.display,
+                    e.dataset.name,
+                    crate::plan::thousands(r.iterations),
+                    e.prune.as_ref().map_or(0, |p| p.levels),
+                    e.rewind,
+                    e.seeds.len()
+                ),
+                _ => return String::new(),
+            };
+            if !lines.contains(&line) {
+                lines.push(line);
+            }
+        }
+        if lines.is_empty() {
+            return match kind {
+                DefKind::Recipe | DefKind::Pruning => {
+                    "\n\nNo experiment in this file uses it: its numbers depend on the dataset and network it meets.".into()
+                }
+                _ => String::new(),
+            };
+        }
+        let shown = lines.len().min(12);
+        let mut out = String::from("\n");
+        for l in &lines[..shown] {
+            out += &format!("\n- {l}");
+        }
+        if lines.len() > shown {
+            out += &format!("\n- … and {} more", lines.len() - shown);
+        }
+        out
     }
 
     pub fn completion(&self, pos: Position) -> Vec<CompletionItem> {
