@@ -6,11 +6,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::text;
 use lthc::lang::format::format;
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn shipped() -> Vec<PathBuf> {
     let mut files = Vec::new();

@@ -3,27 +3,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
-use common::lthc;
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn results(dir: &Path, cache: &str, file: &str) -> Vec<serde_json::Value> {
-    let out = lthc(
-        &["results", "--format", "json", "--cache", cache, file],
-        dir,
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    serde_json::from_slice::<serde_json::Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
-}
+use common::{lthc, results, text};
 
 /// An experiment on the tiny dataset: dense, then one IMP level with a random-pruning control.
 fn tiny_experiment(name: &str, lr: &str) -> String {

@@ -8,9 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::{results, text};
 
 /// Whether a Slurm controller answers; with `LTHC_REQUIRE_SLURM=1`, it must.
 fn cluster() -> bool {
@@ -39,19 +37,6 @@ fn lthc_cmd(args: &[&str], dir: &Path) -> Command {
 
 fn lthc(args: &[&str], dir: &Path) -> Output {
     lthc_cmd(args, dir).output().expect("run lthc")
-}
-
-fn results(dir: &Path, cache: &str, file: &str) -> Vec<serde_json::Value> {
-    let out = lthc(
-        &["results", "--format", "json", "--cache", cache, file],
-        dir,
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    serde_json::from_slice::<serde_json::Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
 }
 
 /// A small sweep on a dataset in `data`: dense, one IMP level rewound to 0 and 10 it, a

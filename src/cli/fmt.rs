@@ -14,12 +14,8 @@ pub fn fmt(files: &[PathBuf], check: bool, color: bool) -> i32 {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) => {
-                let d = Diag::global(
-                    code::IO_READ,
-                    format!("cannot read `{}`: {e}", path.display()),
-                )
-                .help("check the path");
-                eprint!("{}", render_report(&[d], &Default::default(), color));
+                let what = format!("cannot read `{}`: {e}", path.display());
+                say_io(what, "check the path", color);
                 errors += 1;
                 continue;
             }
@@ -38,12 +34,8 @@ pub fn fmt(files: &[PathBuf], check: bool, color: bool) -> i32 {
         }
         if !check {
             if let Err(e) = crate::store::atomic_write(path, formatted.as_bytes()) {
-                let d = Diag::global(
-                    code::IO_READ,
-                    format!("cannot write `{}`: {e}", path.display()),
-                )
-                .help("check the file's permissions");
-                eprint!("{}", render_report(&[d], &Default::default(), color));
+                let what = format!("cannot write `{}`: {e}", path.display());
+                say_io(what, "check the file's permissions", color);
                 errors += 1;
                 continue;
             }
@@ -62,4 +54,9 @@ pub fn fmt(files: &[PathBuf], check: bool, color: bool) -> i32 {
         return 1;
     }
     i32::from(errors > 0)
+}
+
+fn say_io(message: String, help: &str, color: bool) {
+    let d = Diag::global(code::IO_READ, message).help(help);
+    eprint!("{}", render_report(&[d], &Default::default(), color));
 }

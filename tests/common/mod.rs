@@ -99,3 +99,22 @@ pub fn lthc(args: &[&str], dir: &std::path::Path) -> std::process::Output {
         .output()
         .expect("run lthc")
 }
+
+/// A process's output as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `lthc results --format json` for `file` from `cache`.
+pub fn results(dir: &std::path::Path, cache: &str, file: &str) -> Vec<serde_json::Value> {
+    let out = lthc(
+        &["results", "--format", "json", "--cache", cache, file],
+        dir,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
