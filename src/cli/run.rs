@@ -318,6 +318,7 @@ fn run_cuda(_: &Plan, _: Setup, device: &str) -> Result<crate::exec::Summary, Bo
 }
 
 /// This lthc was built without the `cuda` feature.
+#[cfg(not(feature = "cuda"))]
 pub(super) fn no_cuda(device: &str) -> Box<Diag> {
     Box::new(
         Diag::global(
