@@ -163,6 +163,8 @@ fn an_editor_session() {
         text.contains("network") && text.contains("266,610"),
         "{text}"
     );
+    // With its prunable layers: LeNet-300-100's output layer is 100 × 10.
+    assert!(text.contains("| 1,000 |"), "{text}");
 
     // A recipe in numbers on the experiment's dataset; a pruning's density per level.
     let hover = c.request("textDocument/hover", at(&u, 5, 14));

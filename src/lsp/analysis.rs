@@ -223,6 +223,24 @@ impl Analysis {
                     crate::plan::thousands(s.buffers),
                     crate::plan::thousands(s.flops),
                 );
+                // Its prunable layers (what masks are made of), the first 24 of them.
+                let layers = n.prunable();
+                out += "\n\n| prunable layer | weights |\n|---|---:|";
+                for l in layers.iter().take(24) {
+                    let labels = if l.labels.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", l.labels.join(", "))
+                    };
+                    out += &format!(
+                        "\n| `{}`{labels} | {} |",
+                        l.name,
+                        crate::plan::thousands(l.weights)
+                    );
+                }
+                if layers.len() > 24 {
+                    out += &format!("\n| … {} more | |", layers.len() - 24);
+                }
             }
         }
         out += &self.in_use(&word, kind);
