@@ -9,11 +9,12 @@
 #
 # Everything lives in $LTHC_SLURM_DIR (default /tmp/lthc-slurm): config, state, logs, the munge
 # socket. No systemd: the daemons are started directly. Running `up` twice is harmless.
+# Tested as root (as CI runs it); the daemons run as the user who starts them.
 set -euo pipefail
 
 DIR="${LTHC_SLURM_DIR:-/tmp/lthc-slurm}"
 CONF="$DIR/slurm.conf"
-NODE="$(hostname -s)"
+NODE="$(hostname -s 2>/dev/null || cut -d. -f1 /proc/sys/kernel/hostname)"
 
 say() { echo "ci/slurm.sh: $*" >&2; }
 
