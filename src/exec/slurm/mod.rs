@@ -136,6 +136,9 @@ struct Sweep<'a> {
     completed: HashMap<String, Instant>,
 }
 
+/// A submission lock older than this was left behind (submitting takes seconds to minutes).
+const STALE_SUBMIT_LOCK: Duration = Duration::from_secs(30 * 60);
+
 /// How long a completed job's result may take to appear through a shared filesystem's caches.
 const COMPLETED_GRACE: Duration = Duration::from_secs(120);
 
@@ -175,7 +178,18 @@ impl<'a> Sweep<'a> {
         loop {
             match lock::try_lock(&dir, "submit") {
                 Ok(Some(l)) => return Ok(l),
-                Ok(None) => std::thread::sleep(Duration::from_millis(200)),
+                Ok(None) => {
+                    // Held only while submitting: one this old was left by a run that died on
+                    // another machine (a login node), whose process cannot be seen from here.
+                    let age = std::fs::metadata(dir.join("lock"))
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok());
+                    if age.is_some_and(|a| a > STALE_SUBMIT_LOCK) {
+                        let _ = std::fs::remove_file(dir.join("lock"));
+                    }
+                    std::thread::sleep(Duration::from_millis(200))
+                }
                 Err(e) => {
                     return Err(Box::new(
                         Diag::global(code::EXEC_IO, format!("{}: {e}", dir.display()))
