@@ -137,6 +137,17 @@ fn a_sweep_on_slurm_gives_the_results_of_a_local_run() {
         text(&out.stdout)
     );
     assert_eq!(submitted_keys(&d.join("c")).len(), steps);
+
+    // Once nothing is left to run, `cache gc` removes the runs' job scripts and logs.
+    let out = lthc(&["cache", "gc", "--cache", "c", &file], d);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("Slurm job scripts and logs"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(submitted_keys(&d.join("c")).is_empty());
+    assert_eq!(results(d, "c", &file), results(d, "local", &file));
 }
 
 /// Jobs held at submission, released by the test once it has arranged what the jobs will see.
@@ -223,9 +234,19 @@ fn a_failed_job_cancels_what_needs_it_and_a_rerun_finishes_the_sweep() {
     let out = lthc(&["run", "-q", "--cache", "ref", &alone], d);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(results(d, "c", &alone), results(d, "ref", &alone));
-    // `lthc status` lists the failures with their logs.
+    // `lthc status` lists the failures with their logs, which `cache gc` keeps.
     let status = text(&lthc(&["status", "--cache", "c", &file], d).stdout);
     assert!(status.contains("lth::data::missing"), "{status}");
+    let log = status
+        .split("(log: ")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap();
+    let out = lthc(&["cache", "gc", "--cache", "c", &file], d);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(Path::new(log).is_file(), "{log} was removed");
 
     // With the dataset back, running again submits only what is missing and finishes.
     std::fs::rename(d.join("gone.away"), d.join("gone")).unwrap();

@@ -534,6 +534,28 @@ pub fn cache_gc(files: &[PathBuf], cache: Option<PathBuf>, dry_run: bool, color:
         n += 1;
         freed += bytes;
     }
+    // Job scripts and logs of Slurm runs with nothing left to run.
+    for (folder, bytes) in crate::exec::slurm::finished_runs(&cache) {
+        if !dry_run {
+            if let Err(e) = std::fs::remove_dir_all(&folder) {
+                return fail(
+                    Diag::global(
+                        code::EXEC_IO,
+                        format!("cannot remove {}: {e}", folder.display()),
+                    )
+                    .help("check the cache directory's permissions"),
+                    color,
+                );
+            }
+        }
+        emit(&format!(
+            "{} {} (Slurm job scripts and logs, {})\n",
+            if dry_run { "would remove" } else { "removed" },
+            folder.display(),
+            mib(bytes)
+        ));
+        freed += bytes;
+    }
     emit(&format!(
         "{} {n} steps, {}\n",
         if dry_run { "would free" } else { "freed" },

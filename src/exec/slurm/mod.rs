@@ -580,3 +580,36 @@ pub fn status(plan: &Plan, cache: &Path) -> String {
     let states = view::classify(plan, &ctx);
     view::render_status(plan, cache, &states, jobs.is_some())
 }
+
+/// Folders of `<cache>/slurm/` (one per run: job scripts and logs) that no unfinished step's
+/// job belongs to, with their sizes: what `lthc cache gc` may remove. A failed step keeps its
+/// run's folder (its log says why).
+pub fn finished_runs(cache: &Path) -> Vec<(PathBuf, u64)> {
+    let live: HashSet<String> = super::cached_steps(cache)
+        .iter()
+        .filter(|s| s.done.is_none())
+        .filter_map(|s| records::read(&cache.join("steps").join(&s.key)))
+        .map(|r| r.run)
+        .collect();
+    let Ok(runs) = std::fs::read_dir(cache.join("slurm")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(PathBuf, u64)> = runs
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .filter(|e| !live.contains(e.file_name().to_string_lossy().as_ref()))
+        .map(|e| {
+            let bytes = std::fs::read_dir(e.path())
+                .map(|fs| {
+                    fs.filter_map(Result::ok)
+                        .filter_map(|f| f.metadata().ok())
+                        .map(|m| m.len())
+                        .sum()
+                })
+                .unwrap_or(0);
+            (e.path(), bytes)
+        })
+        .collect();
+    out.sort();
+    out
+}
