@@ -27,7 +27,8 @@ answers() {
 }
 
 alive() { # pidfile
-    [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+    # The daemon may remove its pid file between the test and the read.
+    [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null
 }
 
 install() {
@@ -121,7 +122,7 @@ up() {
 down_quietly() {
     for d in slurmd slurmctld munged; do
         if alive "$DIR/$d.pid"; then
-            kill "$(cat "$DIR/$d.pid")" 2>/dev/null || true
+            kill "$(cat "$DIR/$d.pid" 2>/dev/null)" 2>/dev/null || true
             for _ in $(seq 1 50); do alive "$DIR/$d.pid" || break; sleep 0.1; done
         fi
         rm -f "$DIR/$d.pid"
