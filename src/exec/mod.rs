@@ -267,13 +267,9 @@ impl<B: TrainBackend> Executor<B> {
                 }
                 if self.progress == Progress::Bar {
                     let done = plan.steps.iter().filter(|s| self.is_done(&s.key)).count();
-                    let eta = if trained > 0 {
-                        let secs = started.elapsed().as_secs_f64() / trained as f64
-                            * to_train.saturating_sub(trained) as f64;
-                        format!(", eta {}m{:02}s", (secs / 60.0) as u64, secs as u64 % 60)
-                    } else {
-                        String::new()
-                    };
+                    let eta = eta(started, trained, to_train.saturating_sub(trained))
+                        .map(|e| format!(", eta {e}"))
+                        .unwrap_or_default();
                     eprintln!(
                         "[{done}/{total} steps done, {} iterations left{eta}] {} {}",
                         crate::plan::thousands(to_train.saturating_sub(trained)),
@@ -496,18 +492,33 @@ pub fn cached_steps(cache: &Path) -> Vec<CachedStep> {
             done: std::fs::read_to_string(d.path().join("done"))
                 .ok()
                 .and_then(|t| serde_json::from_str(&t).ok()),
-            bytes: std::fs::read_dir(d.path())
-                .map(|fs| {
-                    fs.filter_map(Result::ok)
-                        .filter_map(|f| f.metadata().ok())
-                        .map(|m| m.len())
-                        .sum()
-                })
-                .unwrap_or(0),
+            bytes: folder_bytes(&d.path()),
         })
         .collect();
     out.sort_by(|a, b| a.key.cmp(&b.key));
     out
+}
+
+/// The size of the files in `dir` (not below it).
+pub fn folder_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|fs| {
+            fs.filter_map(Result::ok)
+                .filter_map(|f| f.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Time left at the rate so far: `done` iterations took since `started`, `left` remain
+/// (`None` until something is done).
+pub fn eta(started: std::time::Instant, done: u64, left: u64) -> Option<String> {
+    if done == 0 {
+        return None;
+    }
+    let secs = started.elapsed().as_secs_f64() / done as f64 * left as f64;
+    Some(format!("{}m{:02}s", (secs / 60.0) as u64, secs as u64 % 60))
 }
 
 /// What a `done` marker records: the step's kind and canonical spec (for `plan --explain`).

@@ -190,12 +190,7 @@ impl<'a> Sweep<'a> {
                     }
                     std::thread::sleep(Duration::from_millis(200))
                 }
-                Err(e) => {
-                    return Err(Box::new(
-                        Diag::global(code::EXEC_IO, format!("{}: {e}", dir.display()))
-                            .help("check the cache directory's permissions and free space"),
-                    ))
-                }
+                Err(e) => return Err(io_diag(&dir, e)),
             }
         }
     }
@@ -523,12 +518,10 @@ impl<'a> Sweep<'a> {
             return;
         }
         self.last_progress = line.clone();
-        let eta = if done_its > 0 && left_its > 0 {
-            let secs = self.started.elapsed().as_secs_f64() / done_its as f64 * left_its as f64;
-            format!(" | eta {}m{:02}s", (secs / 60.0) as u64, secs as u64 % 60)
-        } else {
-            String::new()
-        };
+        let eta = super::eta(self.started, done_its, left_its)
+            .filter(|_| left_its > 0)
+            .map(|e| format!(" | eta {e}"))
+            .unwrap_or_default();
         eprintln!("[slurm] {line}{eta}");
     }
 
@@ -556,11 +549,9 @@ impl<'a> Sweep<'a> {
     }
 }
 
+/// The executor's own I/O diagnostic (`lth::exec::io`).
 fn io_diag(path: &Path, e: std::io::Error) -> Box<Diag> {
-    Box::new(
-        Diag::global(code::EXEC_IO, format!("{}: {e}", path.display()))
-            .help("check the cache directory's permissions and free space"),
-    )
+    Box::new(super::io_err(path)(e).to_diag())
 }
 
 /// A word for bash, in single quotes.
@@ -598,17 +589,7 @@ pub fn finished_runs(cache: &Path) -> Vec<(PathBuf, u64)> {
         .filter_map(Result::ok)
         .filter(|e| e.path().is_dir())
         .filter(|e| !live.contains(e.file_name().to_string_lossy().as_ref()))
-        .map(|e| {
-            let bytes = std::fs::read_dir(e.path())
-                .map(|fs| {
-                    fs.filter_map(Result::ok)
-                        .filter_map(|f| f.metadata().ok())
-                        .map(|m| m.len())
-                        .sum()
-                })
-                .unwrap_or(0);
-            (e.path(), bytes)
-        })
+        .map(|e| (e.path(), super::folder_bytes(&e.path())))
         .collect();
     out.sort();
     out
