@@ -50,6 +50,9 @@ def run(name, iterations):
     if name == "lenet":
         model, batch, shape = lenet(), 60, (1, 28, 28)
         opt = torch.optim.Adam(model.parameters(), lr=1.2e-3)
+    elif name == "lenet_sgd":  # bench/sweep.sh's recipe
+        model, batch, shape = lenet(), 128, (1, 28, 28)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
     else:
         model, batch, shape = (vgg_stage1() if name == "vgg_stage1" else resnet20()), 128, (3, 32, 32)
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
@@ -81,7 +84,7 @@ def run(name, iterations):
 
 
 if __name__ == "__main__":
-    networks = [sys.argv[1]] if len(sys.argv) > 1 else ["lenet", "resnet20", "vgg_stage1"]
+    networks = [sys.argv[1]] if len(sys.argv) > 1 else ["lenet", "lenet_sgd", "resnet20", "vgg_stage1"]
     its = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     for n in networks:
-        run(n, its or (3000 if n == "lenet" else 30))
+        run(n, its or (3000 if n.startswith("lenet") else 30))

@@ -4,14 +4,16 @@
 # stage at all cores. Installs PyTorch from PyPI into bench/.venv on first use (about 4 GB: the
 # CUDA build is the only one on PyPI; it runs on the CPU too).
 #
-#   bench/train_speed.sh [lenet|resnet20|vgg_stage1] [iterations]
+#   bench/train_speed.sh [lenet|lenet_sgd|resnet20|vgg_stage1] [iterations]
+#
+# lenet_sgd is LeNet-300-100 with bench/sweep.sh's recipe (SGD 0.1, batch 128).
 #
 # BEFORE=<git revision> also times lthc as built at that revision (a git worktree sharing
 # target/), so one run gives before/after figures. THREADS overrides "all cores".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 all=${THREADS:-$(nproc)}
-networks=${1:-lenet resnet20 vgg_stage1}
+networks=${1:-lenet lenet_sgd resnet20 vgg_stage1}
 iterations=${2:-}
 if [ ! -x bench/.venv/bin/python ]; then
   python3 -m venv bench/.venv
@@ -39,18 +41,21 @@ if [ -n "${BEFORE:-}" ]; then
   before=$bins/before
   # Revisions from before the VGG stage was built into the bench get its definition passed in.
   before_has_vgg=$(grep -l vgg_stage1 "$tree/benches/train_speed.rs" || true)
+  before_has_sgd=$(grep -l lenet_sgd "$tree/benches/train_speed.rs" || true)
 fi
 vgg_defs='network vgg_stage1 on [3, 32, 32] { vgg_stage(64, 2), maxpool(2), global_avgpool, dense(10) }'
 : > bench/.lthc.jsonl; : > bench/.torch.jsonl; : > bench/.before.jsonl
 tag() { sed "s/}\$/, \"run_threads\": $1}/"; }
 for net in $networks; do
-  if [ "$net" = lenet ]; then counts=$(printf '%s\n' 1 "$all" | sort -un); else counts=$all; fi
+  if [[ $net == lenet* ]]; then counts=$(printf '%s\n' 1 "$all" | sort -un); else counts=$all; fi
   for t in $counts; do
     export RAYON_NUM_THREADS=$t OMP_NUM_THREADS=$t MKL_NUM_THREADS=$t
     "$now" "$net" $iterations | tag "$t" >> bench/.lthc.jsonl
-    if [ -n "$before" ]; then
+    if [ "$net" = lenet_sgd ] && [ -n "$before" ] && [ -n "$before_has_sgd" ]; then
+      "$before" "$net" $iterations | tag "$t" >> bench/.before.jsonl
+    elif [ -n "$before" ] && [ "$net" != lenet_sgd ]; then
       LTHC_BENCH_NETWORK=$net LTHC_BENCH_DEFS="$([ "$net" = vgg_stage1 ] && [ -z "$before_has_vgg" ] && echo "$vgg_defs")" \
-        "$before" "$net" ${iterations:-$([ "$net" = lenet ] && echo 3000 || echo 30)} | tag "$t" >> bench/.before.jsonl
+        "$before" "$net" ${iterations:-$([[ $net == lenet* ]] && echo 3000 || echo 30)} | tag "$t" >> bench/.before.jsonl
     fi
     bench/.venv/bin/python bench/torch_train_speed.py "$net" $iterations 2>/dev/null | tag "$t" >> bench/.torch.jsonl
   done
@@ -70,8 +75,9 @@ for key, r in lthc.items():
     t = torch[key]
     line = f"| {key[0]} | {r['batch']} | {key[1]} |"
     if before:
-        b = before[key]
-        line += f" {b['examples_per_second']:,.0f} | {b['examples_per_second'] / t['examples_per_second']:.2f} |"
+        b = before.get(key)  # revisions before lenet_sgd have no row for it
+        line += (f" {b['examples_per_second']:,.0f} | {b['examples_per_second'] / t['examples_per_second']:.2f} |"
+                 if b else " – | – |")
     line += (f" {r['examples_per_second']:,.0f} | {t['examples_per_second']:,.0f} |"
              f" {r['examples_per_second'] / t['examples_per_second']:.2f} | {r['peak_rss_mib']:.0f} | {t['peak_rss_mib']:.0f} |")
     print(line)

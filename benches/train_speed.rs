@@ -3,7 +3,9 @@
 //! random 32x32x3 data. Prints one JSON line per network; `bench/train_speed.sh` compares it
 //! with PyTorch in the same run.
 //!
-//! `cargo bench --bench train_speed -- [lenet|resnet20|vgg_stage1] [iterations]`
+//! `lenet_sgd` is LeNet-300-100 with bench/sweep.sh's recipe (SGD 0.1, batch 128).
+//!
+//! `cargo bench --bench train_speed -- [lenet|lenet_sgd|resnet20|vgg_stage1] [iterations]`
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,9 +18,15 @@ use lthc::rng::Rng;
 use lthc::train::{fresh_state, train, Job, Progress};
 
 fn experiment(network: &str) -> lthc::check::ExperimentSpec {
-    let (data, recipe) = match network {
-        "lenet" => ("mnist", "lenet_adam"),
-        _ => ("cifar10", "resnet20_standard"),
+    // `lenet_sgd`: the per-step rate of bench/sweep.sh's runs (SGD 0.1, batch 128).
+    let (data, recipe, network) = match network {
+        "lenet" => ("mnist", "lenet_adam", network),
+        "lenet_sgd" => (
+            "mnist",
+            "lenet_adam with { optimizer = sgd(lr: 0.1), batch = 128 }",
+            "lenet",
+        ),
+        _ => ("cifar10", "resnet20_standard", network),
     };
     // LTHC_BENCH_NETWORK: another network on the same data (`vgg_stage(16, 2)`, ...).
     let network = std::env::var("LTHC_BENCH_NETWORK").unwrap_or_else(|_| network.to_string());
@@ -102,7 +110,7 @@ fn main() {
         let e = experiment(&network);
         let its = if iterations > 0 {
             iterations
-        } else if network == "lenet" {
+        } else if network.starts_with("lenet") {
             3000
         } else {
             30

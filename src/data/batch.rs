@@ -51,10 +51,11 @@ impl Dataset {
         let pos = (iteration % ipe) as usize * order.batch;
         let ids = &epoch_order[pos..(pos + order.batch).min(n)];
         let mut b = self.empty_batch(ids.len());
+        let norm = self.normalise();
         for (slot, &i) in ids.iter().enumerate() {
             let mut rng =
                 Rng::derive(&[order.seed, order.copy, stream::AUGMENT, epoch, u64::from(i)]);
-            self.put(&self.train, i as usize, Some(&mut rng), &mut b, slot)?;
+            self.put(&norm, &self.train, i as usize, Some(&mut rng), &mut b, slot)?;
         }
         Ok(b)
     }
@@ -62,8 +63,9 @@ impl Dataset {
     /// Test examples `start..end`, unaugmented.
     pub fn test_batch(&self, start: usize, end: usize) -> Result<Batch, DataError> {
         let mut b = self.empty_batch(end - start);
+        let norm = self.normalise();
         for (slot, i) in (start..end).enumerate() {
-            self.put(&self.test, i, None, &mut b, slot)?;
+            self.put(&norm, &self.test, i, None, &mut b, slot)?;
         }
         Ok(b)
     }
@@ -71,8 +73,9 @@ impl Dataset {
     /// Training examples `start..end` in order, unaugmented (for evaluating on train data).
     pub fn train_eval_batch(&self, start: usize, end: usize) -> Result<Batch, DataError> {
         let mut b = self.empty_batch(end - start);
+        let norm = self.normalise();
         for (slot, i) in (start..end).enumerate() {
-            self.put(&self.train, i, None, &mut b, slot)?;
+            self.put(&norm, &self.train, i, None, &mut b, slot)?;
         }
         Ok(b)
     }
@@ -92,6 +95,7 @@ impl Dataset {
     /// Writes example `i` of `source` into `slot` of the batch, augmented when `rng` is given.
     fn put(
         &self,
+        norm: &Normalise,
         source: &Source,
         i: usize,
         rng: Option<&mut Rng>,
@@ -99,14 +103,17 @@ impl Dataset {
         slot: usize,
     ) -> Result<(), DataError> {
         let len = self.example_len();
-        let (label, bytes): (u16, Vec<u8>) = match source {
+        let out = &mut b.images[slot * len..(slot + 1) * len];
+        let label = match source {
             Source::Memory(ex) => {
                 let img = ex.image(i);
-                let bytes = match rng {
-                    Some(r) => augment_memory(img, ex.shape, &self.spec.augment, r),
-                    None => img.to_vec(),
-                };
-                (ex.labels[i], bytes)
+                match rng {
+                    Some(r) if !self.spec.augment.is_empty() => {
+                        norm.write(&augment_memory(img, ex.shape, &self.spec.augment, r), out)
+                    }
+                    _ => norm.write(img, out),
+                }
+                ex.labels[i]
             }
             Source::Folder(f) => {
                 let resized = self.spec.augment.iter().find_map(|a| match a {
@@ -118,27 +125,58 @@ impl Dataset {
                     (Some(r), Some(min_scale)) => f.random_resized(i, min_scale, flip, r)?,
                     _ => f.center(i)?,
                 };
-                (f.label(i), bytes)
+                norm.write(&bytes, out);
+                f.label(i)
             }
         };
-        let out = &mut b.images[slot * len..(slot + 1) * len];
-        let channels = self.spec.shape[0] as usize;
-        let plane = len / channels.max(1);
-        for (j, (o, &p)) in out.iter_mut().zip(&bytes).enumerate() {
-            let c = if self.spec.shape.len() == 3 {
-                j / plane
-            } else {
-                0
-            };
-            let x = f32::from(p) / 255.0;
-            *o = match (self.spec.mean.len(), self.spec.std.len()) {
-                (0, _) => x,
-                (1, _) => (x - self.spec.mean[0] as f32) / self.spec.std[0] as f32,
-                _ => (x - self.spec.mean[c] as f32) / self.spec.std[c] as f32,
-            };
-        }
         b.labels[slot] = i64::from(label);
         Ok(())
+    }
+
+    /// The byte → f32 map of this dataset's normalisation, one table per channel.
+    fn normalise(&self) -> Normalise {
+        let spec = &self.spec;
+        let channels = if spec.shape.len() == 3 {
+            spec.shape[0] as usize
+        } else {
+            1
+        };
+        let tables = (0..channels.max(1))
+            .map(|c| {
+                std::array::from_fn(|p| {
+                    let x = f32::from(p as u8) / 255.0;
+                    match (spec.mean.len(), spec.std.len()) {
+                        (0, _) => x,
+                        (1, _) => (x - spec.mean[0] as f32) / spec.std[0] as f32,
+                        _ => (x - spec.mean[c] as f32) / spec.std[c] as f32,
+                    }
+                })
+            })
+            .collect();
+        Normalise { tables }
+    }
+}
+
+/// Pixel bytes to normalised f32 by table lookup: `(p / 255 - mean[c]) / std[c]` computed
+/// once per byte value and channel, so every pixel gets exactly those bits, without a
+/// division each.
+struct Normalise {
+    tables: Vec<[f32; 256]>,
+}
+
+impl Normalise {
+    /// `bytes` (`[c, …]`, planes in channel order) into `out`.
+    fn write(&self, bytes: &[u8], out: &mut [f32]) {
+        let plane = out.len() / self.tables.len();
+        for ((out, bytes), table) in out
+            .chunks_mut(plane.max(1))
+            .zip(bytes.chunks(plane.max(1)))
+            .zip(&self.tables)
+        {
+            out.iter_mut()
+                .zip(bytes)
+                .for_each(|(o, &p)| *o = table[usize::from(p)]);
+        }
     }
 }
 
@@ -210,4 +248,114 @@ pub fn prefetch(
         }
     });
     rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::{DataFormat, DatasetSpec};
+    use crate::data::Examples;
+
+    /// A `channels` × 16 × 16 image holding every byte value in every channel, and its label.
+    fn all_bytes(channels: usize) -> Examples {
+        Examples {
+            shape: [channels, 16, 16],
+            pixels: (0..channels * 256).map(|i| (i * 7 % 256) as u8).collect(),
+            labels: vec![3],
+        }
+    }
+
+    fn dataset(channels: usize, mean: Vec<f64>, std: Vec<f64>, augment: Vec<Augment>) -> Dataset {
+        let spec = DatasetSpec {
+            name: "d".into(),
+            format: DataFormat::Cifar10Binary,
+            source: "d".into(),
+            fetch: None,
+            shape: vec![channels as u64, 16, 16],
+            classes: 10,
+            train_size: 1,
+            test_size: 1,
+            holdout: 0,
+            mean,
+            std,
+            augment,
+            resize: None,
+        };
+        Dataset {
+            spec,
+            train: Source::Memory(all_bytes(channels)),
+            test: Source::Memory(all_bytes(channels)),
+        }
+    }
+
+    /// The normalisation as the formula says, pixel by pixel.
+    fn formula(ds: &Dataset, pixels: &[u8]) -> Vec<f32> {
+        let plane = pixels.len() / ds.spec.shape[0] as usize;
+        let (mean, std) = (&ds.spec.mean, &ds.spec.std);
+        pixels
+            .iter()
+            .enumerate()
+            .map(|(j, &p)| {
+                let c = if mean.len() > 1 { j / plane } else { 0 };
+                let x = f32::from(p) / 255.0;
+                if mean.is_empty() {
+                    x
+                } else {
+                    (x - mean[c] as f32) / std[c] as f32
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn normalised_pixels_are_the_formula_bit_for_bit() {
+        let cases = [
+            dataset(3, vec![0.49, 0.48, 0.45], vec![0.25, 0.24, 0.26], vec![]),
+            dataset(3, vec![0.5], vec![0.2], vec![]),
+            dataset(1, vec![], vec![], vec![]),
+        ];
+        for ds in cases {
+            let Source::Memory(ex) = &ds.test else {
+                unreachable!()
+            };
+            let want = formula(&ds, ex.image(0));
+            let got = ds.test_batch(0, 1).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got.images), bits(&want), "{:?}", ds.spec.mean);
+            assert_eq!(got.labels, [3]);
+            let order = Order {
+                seed: 1,
+                copy: 0,
+                batch: 1,
+            };
+            let train = ds.train_batch(&order, &[0], 0).unwrap();
+            assert_eq!(bits(&train.images), bits(&want));
+        }
+    }
+
+    #[test]
+    fn augmented_pixels_are_normalised_after_the_augmentation() {
+        let ds = dataset(
+            3,
+            vec![0.49, 0.48, 0.45],
+            vec![0.25, 0.24, 0.26],
+            vec![Augment::HorizontalFlip],
+        );
+        let order = Order {
+            seed: 1,
+            copy: 0,
+            batch: 1,
+        };
+        // Some epoch flips the image: its first row is the original's, reversed.
+        let Source::Memory(ex) = &ds.train else {
+            unreachable!()
+        };
+        let plain = formula(&ds, ex.image(0));
+        let flipped = (0..20)
+            .map(|epoch| ds.train_batch(&order, &[0], epoch).unwrap().images)
+            .find(|images| images != &plain)
+            .expect("a flip within 20 epochs");
+        let reversed: Vec<f32> = plain[..16].iter().rev().copied().collect();
+        assert_eq!(flipped[..16], reversed[..]);
+    }
 }
