@@ -14,6 +14,7 @@
 pub mod explain;
 pub mod failure;
 pub(crate) mod lock;
+mod order;
 mod panic;
 pub mod preflight;
 pub mod results;
@@ -29,6 +30,7 @@ use crate::data::{self, DataError, Dataset};
 use crate::diag::{code, Diag};
 use crate::plan::{Plan, Step};
 use crate::train::{Progress, State, TrainBackend, TrainError};
+use order::breadth_first;
 
 /// Why a run stopped.
 #[derive(Debug)]
@@ -224,7 +226,8 @@ impl<B: TrainBackend> Executor<B> {
             .map(|s| s.iterations)
             .sum();
         let mut trained = 0u64;
-        // Steps that failed in this run, or need one that did (plan order: inputs first).
+        let order = breadth_first(plan);
+        // Steps that failed in this run, or need one that did (inputs come first in `order`).
         let mut blocked: HashSet<&str> = HashSet::new();
         loop {
             if crate::train::stop::requested() {
@@ -232,7 +235,8 @@ impl<B: TrainBackend> Executor<B> {
             }
             let mut waiting = false;
             let mut progressed = false;
-            for (n, step) in plan.steps.iter().enumerate() {
+            for &n in &order {
+                let step = &plan.steps[n];
                 if self.is_done(&step.key) {
                     if !counted[n] {
                         counted[n] = true;
