@@ -120,6 +120,38 @@ impl<B: Kernels> Backward<B, 3> for BatchNormBackward {
     }
 }
 
+/// A layer's forward pass under autodiff: `op` is recorded with `inputs` as its parents (x,
+/// weight and, when the layer has one, bias), `state` picks what its backward step keeps (it
+/// gets a function that checkpoints an input), and `forward` computes the output from the
+/// inputs' primitives. One function for layers with and without a bias, whose parent counts
+/// (3 and 2) are different types.
+fn layer<B, C, O, const N: usize>(
+    op: O,
+    inputs: [FloatTensor<Autodiff<B, C>>; N],
+    state: impl FnOnce(
+        &[FloatTensor<Autodiff<B, C>>; N],
+        &mut dyn FnMut(&FloatTensor<Autodiff<B, C>>) -> NodeId,
+    ) -> O::State,
+    forward: impl FnOnce([FloatTensor<B>; N]) -> FloatTensor<B>,
+) -> FloatTensor<Autodiff<B, C>>
+where
+    B: Kernels,
+    C: CheckpointStrategy,
+    O: Backward<B, N>,
+{
+    let prep = op
+        .prepare::<C>(inputs.each_ref().map(|t| t.node.clone()))
+        .compute_bound()
+        .stateful();
+    match prep {
+        OpsKind::Tracked(mut prep) => {
+            let kept = state(&inputs, &mut |t| prep.checkpoint(t));
+            prep.finish(kept, forward(inputs.map(|t| t.primitive)))
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(inputs.map(|t| t.primitive))),
+    }
+}
+
 impl<B: Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
     fn linear_forward(
         x: FloatTensor<Self>,
@@ -127,44 +159,18 @@ impl<B: Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
         bias: Option<FloatTensor<Self>>,
     ) -> FloatTensor<Self> {
         match bias {
-            Some(bias) => {
-                let prep = LinearBackward
-                    .prepare::<C>([x.node.clone(), weight.node.clone(), bias.node.clone()])
-                    .compute_bound()
-                    .stateful();
-                match prep {
-                    OpsKind::Tracked(mut prep) => {
-                        let state = (prep.checkpoint(&x), prep.checkpoint(&weight));
-                        prep.finish(
-                            state,
-                            B::linear_forward(x.primitive, weight.primitive, Some(bias.primitive)),
-                        )
-                    }
-                    OpsKind::UnTracked(prep) => prep.finish(B::linear_forward(
-                        x.primitive,
-                        weight.primitive,
-                        Some(bias.primitive),
-                    )),
-                }
-            }
-            None => {
-                let prep = LinearBackward
-                    .prepare::<C>([x.node.clone(), weight.node.clone()])
-                    .compute_bound()
-                    .stateful();
-                match prep {
-                    OpsKind::Tracked(mut prep) => {
-                        let state = (prep.checkpoint(&x), prep.checkpoint(&weight));
-                        prep.finish(
-                            state,
-                            B::linear_forward(x.primitive, weight.primitive, None),
-                        )
-                    }
-                    OpsKind::UnTracked(prep) => {
-                        prep.finish(B::linear_forward(x.primitive, weight.primitive, None))
-                    }
-                }
-            }
+            Some(bias) => layer::<B, C, _, 3>(
+                LinearBackward,
+                [x, weight, bias],
+                |t, cp| (cp(&t[0]), cp(&t[1])),
+                |[x, w, b]| B::linear_forward(x, w, Some(b)),
+            ),
+            None => layer::<B, C, _, 2>(
+                LinearBackward,
+                [x, weight],
+                |t, cp| (cp(&t[0]), cp(&t[1])),
+                |[x, w]| B::linear_forward(x, w, None),
+            ),
         }
     }
 
@@ -174,64 +180,20 @@ impl<B: Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
         bias: Option<FloatTensor<Self>>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
+        let kept_options = options.clone();
         match bias {
-            Some(bias) => {
-                let prep = Conv2dBackward
-                    .prepare::<C>([x.node.clone(), weight.node.clone(), bias.node.clone()])
-                    .compute_bound()
-                    .stateful();
-                match prep {
-                    OpsKind::Tracked(mut prep) => {
-                        let state = (
-                            prep.checkpoint(&x),
-                            prep.checkpoint(&weight),
-                            Some(prep.checkpoint(&bias)),
-                            options.clone(),
-                        );
-                        prep.finish(
-                            state,
-                            B::conv2d_forward(
-                                x.primitive,
-                                weight.primitive,
-                                Some(bias.primitive),
-                                options,
-                            ),
-                        )
-                    }
-                    OpsKind::UnTracked(prep) => prep.finish(B::conv2d_forward(
-                        x.primitive,
-                        weight.primitive,
-                        Some(bias.primitive),
-                        options,
-                    )),
-                }
-            }
-            None => {
-                let prep = Conv2dBackward
-                    .prepare::<C>([x.node.clone(), weight.node.clone()])
-                    .compute_bound()
-                    .stateful();
-                match prep {
-                    OpsKind::Tracked(mut prep) => {
-                        let state = (
-                            prep.checkpoint(&x),
-                            prep.checkpoint(&weight),
-                            None,
-                            options.clone(),
-                        );
-                        prep.finish(
-                            state,
-                            B::conv2d_forward(x.primitive, weight.primitive, None, options),
-                        )
-                    }
-                    OpsKind::UnTracked(prep) => prep.finish(B::conv2d_forward(
-                        x.primitive,
-                        weight.primitive,
-                        None,
-                        options,
-                    )),
-                }
-            }
+            Some(bias) => layer::<B, C, _, 3>(
+                Conv2dBackward,
+                [x, weight, bias],
+                |t, cp| (cp(&t[0]), cp(&t[1]), Some(cp(&t[2])), kept_options),
+                |[x, w, b]| B::conv2d_forward(x, w, Some(b), options),
+            ),
+            None => layer::<B, C, _, 2>(
+                Conv2dBackward,
+                [x, weight],
+                |t, cp| (cp(&t[0]), cp(&t[1]), None, kept_options),
+                |[x, w]| B::conv2d_forward(x, w, None, options),
+            ),
         }
     }
 
