@@ -136,3 +136,39 @@ fn usage_errors_exit_2() {
     let out = lthc(&["plan"], repo());
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn an_unknown_or_unavailable_device_is_a_diagnostic() {
+    let cache = tempfile::tempdir().unwrap();
+    let cache = cache.path().to_string_lossy().into_owned();
+    let file = "experiments/quickstart.lth";
+    let run = |device: &str| {
+        lthc(
+            &["run", "--cache", &cache, "--device", device, file],
+            repo(),
+        )
+    };
+    let step = |device: &str| {
+        let args = [
+            "step", "--cache", &cache, "--data", &cache, "--device", device,
+        ];
+        let mut args = args.to_vec();
+        args.extend(["--run", "r", "--key", "k", file]);
+        lthc(&args, repo())
+    };
+    for out in [run("tpu"), step("tpu")] {
+        assert_eq!(out.status.code(), Some(1));
+        let err = text(&out.stderr);
+        assert!(err.contains("lth::exec::device"), "{err}");
+        assert!(err.contains("unknown device `tpu`"), "{err}");
+        assert!(err.contains("--device cpu"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    #[cfg(not(feature = "cuda"))]
+    for out in [run("cuda:1"), step("cuda")] {
+        assert_eq!(out.status.code(), Some(1));
+        let err = text(&out.stderr);
+        assert!(err.contains("built without CUDA"), "{err}");
+        assert!(err.contains("--features cuda"), "{err}");
+    }
+}

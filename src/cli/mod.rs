@@ -1,6 +1,7 @@
 //! The command line: a thin layer over check and plan. Every failure is a diagnostic.
 
 mod commands;
+mod device;
 mod fmt;
 mod inputs;
 mod report;

@@ -114,20 +114,20 @@ pub fn run(files: &[PathBuf], o: RunOptions, color: bool) -> i32 {
 
 /// Runs the plan on this machine's `device`.
 fn run_here(p: &Plan, setup: Setup, device: &str) -> Result<crate::exec::Summary, Box<Diag>> {
-    match device {
-        "cpu" => {
-            execute::<burn::backend::Autodiff<burn::backend::Flex>>(p, setup, Default::default())
-        }
-        d if d == "cuda" || d.starts_with("cuda:") => run_cuda(p, setup, d),
-        other => Err(unknown_device(other)),
-    }
+    super::device::dispatch(device, Execute { plan: p, setup })
 }
 
-pub(super) fn unknown_device(name: &str) -> Box<Diag> {
-    Box::new(
-        Diag::global(code::EXEC_DEVICE, format!("unknown device `{name}`"))
-            .help("use `--device cpu` or `--device cuda[:N]`"),
-    )
+/// [`execute`] on whichever backend the device names.
+struct Execute<'a> {
+    plan: &'a Plan,
+    setup: Setup,
+}
+
+impl super::device::OnDevice for Execute<'_> {
+    type Output = crate::exec::Summary;
+    fn run<B: TrainBackend>(self, device: B::Device) -> Result<Self::Output, Box<Diag>> {
+        execute::<B>(self.plan, self.setup, device)
+    }
 }
 
 /// The first Ctrl-C asks the training loops to save and stop (the run then says how to
@@ -265,68 +265,6 @@ fn jobs() -> usize {
         .and_then(|j| j.parse().ok())
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1)
-}
-
-/// Opens CUDA device `device` (`cuda` or `cuda:N`) and hands it to `f`.
-#[cfg(feature = "cuda")]
-pub(super) fn cuda_device<R>(
-    device: &str,
-    f: impl FnOnce(burn::backend::cuda::CudaDevice) -> Result<R, Box<Diag>>,
-) -> Result<R, Box<Diag>> {
-    let index: usize = match device
-        .strip_prefix("cuda:")
-        .map(str::parse)
-        .unwrap_or(Ok(0))
-    {
-        Ok(i) => i,
-        Err(_) => {
-            return Err(Box::new(
-                Diag::global(code::EXEC_DEVICE, format!("`{device}` is not a device"))
-                    .help("write `cuda` or `cuda:N` with N a GPU index"),
-            ))
-        }
-    };
-    // cubecl panics when no driver or GPU is there: turn that into a diagnostic, quietly.
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let probe = std::panic::catch_unwind(|| {
-        let dev = burn::backend::cuda::CudaDevice::new(index);
-        let t = burn::tensor::Tensor::<burn::backend::Cuda, 1>::from_floats([1.0], &dev);
-        let _ = t.into_data();
-        dev
-    });
-    std::panic::set_hook(hook);
-    match probe {
-        Ok(dev) => f(dev),
-        Err(_) => Err(Box::new(
-            Diag::global(code::EXEC_DEVICE, format!("no usable CUDA device `{device}`"))
-                .help("check `nvidia-smi`; the CUDA driver and NVRTC must be installed, or run with `--device cpu`"),
-        )),
-    }
-}
-
-#[cfg(feature = "cuda")]
-fn run_cuda(p: &Plan, setup: Setup, device: &str) -> Result<crate::exec::Summary, Box<Diag>> {
-    cuda_device(device, |dev| {
-        execute::<burn::backend::Autodiff<burn::backend::Cuda>>(p, setup, dev)
-    })
-}
-
-#[cfg(not(feature = "cuda"))]
-fn run_cuda(_: &Plan, _: Setup, device: &str) -> Result<crate::exec::Summary, Box<Diag>> {
-    Err(no_cuda(device))
-}
-
-/// This lthc was built without the `cuda` feature.
-#[cfg(not(feature = "cuda"))]
-pub(super) fn no_cuda(device: &str) -> Box<Diag> {
-    Box::new(
-        Diag::global(
-            code::EXEC_DEVICE,
-            format!("this lthc was built without CUDA, so `{device}` is not available"),
-        )
-        .help("build with `cargo build --release --features cuda`, or run with `--device cpu`"),
-    )
 }
 
 fn num(v: &Value, digits: usize) -> String {

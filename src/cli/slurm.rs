@@ -211,11 +211,13 @@ pub fn step(files: &[PathBuf], o: StepOptions, color: bool) -> i32 {
     };
     let p = plan::build(&c.experiments);
     super::run::on_interrupt();
-    let result = match o.device.as_str() {
-        "cpu" => one::<burn::backend::Autodiff<burn::backend::Flex>>(&p, &o, Default::default()),
-        d if d == "cuda" || d.starts_with("cuda:") => one_cuda(&p, &o),
-        other => Err(super::run::unknown_device(other)),
-    };
+    let result = super::device::dispatch(
+        &o.device,
+        OneStepJob {
+            plan: &p,
+            options: &o,
+        },
+    );
     match result {
         Ok(code) => code,
         Err(d) => {
@@ -229,16 +231,17 @@ pub fn step(files: &[PathBuf], o: StepOptions, color: bool) -> i32 {
     }
 }
 
-#[cfg(feature = "cuda")]
-fn one_cuda(p: &Plan, o: &StepOptions) -> Result<i32, Box<Diag>> {
-    super::run::cuda_device(&o.device, |dev| {
-        one::<burn::backend::Autodiff<burn::backend::Cuda>>(p, o, dev)
-    })
+/// [`one`] on whichever backend the device names.
+struct OneStepJob<'a> {
+    plan: &'a Plan,
+    options: &'a StepOptions,
 }
 
-#[cfg(not(feature = "cuda"))]
-fn one_cuda(_: &Plan, o: &StepOptions) -> Result<i32, Box<Diag>> {
-    Err(super::run::no_cuda(&o.device))
+impl super::device::OnDevice for OneStepJob<'_> {
+    type Output = i32;
+    fn run<B: TrainBackend>(self, device: B::Device) -> Result<i32, Box<Diag>> {
+        one::<B>(self.plan, self.options, device)
+    }
 }
 
 fn one<B: TrainBackend>(p: &Plan, o: &StepOptions, device: B::Device) -> Result<i32, Box<Diag>> {
