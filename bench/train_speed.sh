@@ -51,11 +51,16 @@ for net in $networks; do
   for t in $counts; do
     export RAYON_NUM_THREADS=$t OMP_NUM_THREADS=$t MKL_NUM_THREADS=$t
     "$now" "$net" $iterations | tag "$t" >> bench/.lthc.jsonl
-    if [ "$net" = lenet_sgd ] && [ -n "$before" ] && [ -n "$before_has_sgd" ]; then
-      "$before" "$net" $iterations | tag "$t" >> bench/.before.jsonl
-    elif [ -n "$before" ] && [ "$net" != lenet_sgd ]; then
-      LTHC_BENCH_NETWORK=$net LTHC_BENCH_DEFS="$([ "$net" = vgg_stage1 ] && [ -z "$before_has_vgg" ] && echo "$vgg_defs")" \
-        "$before" "$net" ${iterations:-$([[ $net == lenet* ]] && echo 3000 || echo 30)} | tag "$t" >> bench/.before.jsonl
+    if [ -n "$before" ]; then
+      if [ "$net" = lenet_sgd ]; then
+        # Revisions from before lenet_sgd have no such bench: their row stays empty.
+        if [ -n "$before_has_sgd" ]; then
+          "$before" "$net" $iterations | tag "$t" >> bench/.before.jsonl
+        fi
+      else
+        LTHC_BENCH_NETWORK=$net LTHC_BENCH_DEFS="$([ "$net" = vgg_stage1 ] && [ -z "$before_has_vgg" ] && echo "$vgg_defs")" \
+          "$before" "$net" ${iterations:-$([[ $net == lenet* ]] && echo 3000 || echo 30)} | tag "$t" >> bench/.before.jsonl
+      fi
     fi
     bench/.venv/bin/python bench/torch_train_speed.py "$net" $iterations 2>/dev/null | tag "$t" >> bench/.torch.jsonl
   done
