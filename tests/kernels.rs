@@ -201,6 +201,28 @@ fn convolution_agrees_with_burn() {
             false,
             o([2, 2], [3, 3], [1, 1], 1),
         ),
+        // Winograd tiles: odd output sizes (partial tiles), rows wider than one lane group
+        // with a remainder, and an example split into bands of tile rows.
+        (
+            [2, 8, 41, 37],
+            [8, 8, 3, 3],
+            true,
+            o([1, 1], [1, 1], [1, 1], 1),
+        ),
+        // Winograd without padding and with padding 2 (the input gradient's convolution then
+        // has padding 2 and 0), on pieces of several examples, the last one partial.
+        (
+            [7, 64, 8, 8],
+            [8, 64, 3, 3],
+            false,
+            o([1, 1], [0, 0], [1, 1], 1),
+        ),
+        (
+            [3, 16, 6, 5],
+            [8, 16, 3, 3],
+            true,
+            o([1, 1], [2, 2], [1, 1], 1),
+        ),
     ];
     for (x, w, bias, options) in cases {
         check_conv(x, w, bias, options);
@@ -319,6 +341,14 @@ fn kernels_do_not_depend_on_the_thread_count() {
                 &ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
                 true,
             );
+            // Winograd's pieces of several examples (six here), the last one partial.
+            out.extend(conv_run(
+                [13, 64, 8, 8],
+                [8, 64, 3, 3],
+                false,
+                &ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
+                true,
+            ));
             out.extend(batchnorm_run([20, 4, 8, 8], true, true));
             // Products large enough to split into row blocks, the last one partial: with
             // this shape, gemm's sums over all 3,000 rows at once differ in the last bit.

@@ -46,11 +46,23 @@ pub fn build_chunks(
     len: usize,
     f: impl Fn(usize, &mut [f32]) + Sync + Send,
 ) -> Vec<f32> {
-    let mut v = Vec::with_capacity(n * len);
-    if len > 0 {
+    build_pieces(parallel, n * len, len, f)
+}
+
+/// A vector of `total` values made by `f(i, piece)` for its `len`-sized pieces (the last one
+/// shorter where `len` does not divide `total`), zeroed as in [`build_chunks`].
+pub fn build_pieces(
+    parallel: bool,
+    total: usize,
+    len: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync + Send,
+) -> Vec<f32> {
+    assert!(len > 0 || total == 0, "build_pieces: empty pieces");
+    let mut v = Vec::with_capacity(total);
+    if total > 0 {
         for_chunks(
             parallel,
-            &mut v.spare_capacity_mut()[..n * len],
+            &mut v.spare_capacity_mut()[..total],
             len,
             |i, chunk| {
                 chunk.fill(MaybeUninit::new(0.0));
@@ -60,7 +72,7 @@ pub fn build_chunks(
             },
         );
     }
-    // SAFETY: the chunks cover the first `n * len` elements, and each was written.
-    unsafe { v.set_len(n * len) };
+    // SAFETY: the pieces cover the first `total` elements, and each was written.
+    unsafe { v.set_len(total) };
     v
 }

@@ -9,6 +9,7 @@ use super::gemm::{matmul, Mat};
 use super::parallel;
 
 mod shifted;
+mod winograd;
 
 /// The shape of one convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -197,6 +198,9 @@ fn with_columns<R>(g: &Geometry, x: &[f32], f: impl FnOnce(&[f32]) -> R) -> R {
 
 /// `y = conv(x, w) + bias`: x `[n, c, h, w]`, w `[oc, c / groups, kh, kw]`, y `[n, oc, oh, ow]`.
 pub fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    if winograd::applies(g) {
+        return winograd::forward(g, x, w, bias);
+    }
     let (rows, ocg, plane) = (g.group_rows(), g.group_out_channels(), g.out_plane());
     let split = parallel::worth(g.batch, 2);
     parallel::build_chunks(split, g.batch, g.out_len(), |i, y| {
