@@ -8,13 +8,17 @@
 #
 # lenet_sgd is LeNet-300-100 with bench/sweep.sh's recipe (SGD 0.1, batch 128).
 #
-# BEFORE=<git revision> also times lthc as built at that revision (a git worktree sharing
-# target/), so one run gives before/after figures. THREADS overrides "all cores".
+# BEFORE=<git revision> also times lthc as built at that revision (a git worktree built in
+# target/before: the first time that builds the dependencies again, a few minutes), so one run
+# gives before/after figures. THREADS overrides "all cores". REPEAT=<n> measures each row n
+# times, the builds and PyTorch taking turns, and prints the medians (this machine's speed
+# drifts by 10-20% within minutes; turns and medians keep that out of the ratios).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 all=${THREADS:-$(nproc)}
 networks=${1:-lenet lenet_sgd resnet20 vgg_stage1}
 iterations=${2:-}
+repeat=${REPEAT:-1}
 if [ ! -x bench/.venv/bin/python ]; then
   python3 -m venv bench/.venv
   bench/.venv/bin/pip install --quiet torch
@@ -27,7 +31,7 @@ for l in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "train_speed" and m.get("executable"):
         print(m["executable"])'
 }
-# Both builds share target/ and their executables the same name: keep a copy of each.
+# Keep a copy of each build's executable (both have the same name).
 bins=$(mktemp -d)
 trap 'rm -rf "$bins"' EXIT
 cp "$(bench_binary .)" "$bins/now"
@@ -37,7 +41,10 @@ if [ -n "${BEFORE:-}" ]; then
   tree=$(mktemp -d)
   git worktree add --quiet --detach "$tree" "$BEFORE"
   trap 'git worktree remove --force "$tree"; rm -rf "$bins"' EXIT
-  cp "$(CARGO_TARGET_DIR=$PWD/target bench_binary "$tree")" "$bins/before"
+  # Its own target directory: in a shared one, cargo names both trees' artifacts alike and
+  # takes the one built last as up to date for the other (its sources are older), so "now"
+  # could silently be the other revision.
+  cp "$(CARGO_TARGET_DIR=$PWD/target/before bench_binary "$tree")" "$bins/before"
   before=$bins/before
   # Revisions from before the VGG stage was built into the bench get its definition passed in.
   before_has_vgg=$(grep -l vgg_stage1 "$tree/benches/train_speed.rs" || true)
@@ -50,25 +57,32 @@ for net in $networks; do
   if [[ $net == lenet* ]]; then counts=$(printf '%s\n' 1 "$all" | sort -un); else counts=$all; fi
   for t in $counts; do
     export RAYON_NUM_THREADS=$t OMP_NUM_THREADS=$t MKL_NUM_THREADS=$t
-    "$now" "$net" $iterations | tag "$t" >> bench/.lthc.jsonl
-    if [ -n "$before" ]; then
-      if [ "$net" = lenet_sgd ]; then
-        # Revisions from before lenet_sgd have no such bench: their row stays empty.
-        if [ -n "$before_has_sgd" ]; then
-          "$before" "$net" $iterations | tag "$t" >> bench/.before.jsonl
+    for _ in $(seq "$repeat"); do
+      "$now" "$net" $iterations | tag "$t" >> bench/.lthc.jsonl
+      if [ -n "$before" ]; then
+        if [ "$net" = lenet_sgd ]; then
+          # Revisions from before lenet_sgd have no such bench: their row stays empty.
+          if [ -n "$before_has_sgd" ]; then
+            "$before" "$net" $iterations | tag "$t" >> bench/.before.jsonl
+          fi
+        else
+          LTHC_BENCH_NETWORK=$net LTHC_BENCH_DEFS="$([ "$net" = vgg_stage1 ] && [ -z "$before_has_vgg" ] && echo "$vgg_defs")" \
+            "$before" "$net" ${iterations:-$([[ $net == lenet* ]] && echo 3000 || echo 30)} | tag "$t" >> bench/.before.jsonl
         fi
-      else
-        LTHC_BENCH_NETWORK=$net LTHC_BENCH_DEFS="$([ "$net" = vgg_stage1 ] && [ -z "$before_has_vgg" ] && echo "$vgg_defs")" \
-          "$before" "$net" ${iterations:-$([[ $net == lenet* ]] && echo 3000 || echo 30)} | tag "$t" >> bench/.before.jsonl
       fi
-    fi
-    bench/.venv/bin/python bench/torch_train_speed.py "$net" $iterations 2>/dev/null | tag "$t" >> bench/.torch.jsonl
+      bench/.venv/bin/python bench/torch_train_speed.py "$net" $iterations 2>/dev/null | tag "$t" >> bench/.torch.jsonl
+    done
   done
 done
 python3 - <<'PY'
 import json
 def rows(path):
-    return {(r["network"], r["run_threads"]): r for r in (json.loads(l) for l in open(path) if l.strip())}
+    """One row per (network, threads): the run with the median examples/s of its repeats."""
+    runs = {}
+    for r in (json.loads(l) for l in open(path) if l.strip()):
+        runs.setdefault((r["network"], r["run_threads"]), []).append(r)
+    return {key: sorted(rs, key=lambda r: r["examples_per_second"])[(len(rs) - 1) // 2]
+            for key, rs in runs.items()}
 lthc, torch, before = rows("bench/.lthc.jsonl"), rows("bench/.torch.jsonl"), rows("bench/.before.jsonl")
 head = f"| network | batch | threads |"
 if before:
