@@ -223,6 +223,20 @@ fn convolution_agrees_with_burn() {
             true,
             o([1, 1], [2, 2], [1, 1], 1),
         ),
+        // The weight gradient by Winograd (32 channels and more): bands of tile rows within
+        // an example, partial tiles; then groups of examples, the last chunk of the sum partial.
+        (
+            [2, 32, 23, 21],
+            [32, 32, 3, 3],
+            true,
+            o([1, 1], [1, 1], [1, 1], 1),
+        ),
+        (
+            [10, 32, 6, 6],
+            [32, 32, 3, 3],
+            false,
+            o([1, 1], [1, 1], [1, 1], 1),
+        ),
     ];
     for (x, w, bias, options) in cases {
         check_conv(x, w, bias, options);
@@ -341,10 +355,11 @@ fn kernels_do_not_depend_on_the_thread_count() {
                 &ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
                 true,
             );
-            // Winograd's pieces of several examples (six here), the last one partial.
+            // Winograd's pieces of several examples, the last one partial, and its weight
+            // gradient summed over two chunks of examples.
             out.extend(conv_run(
-                [13, 64, 8, 8],
-                [8, 64, 3, 3],
+                [13, 32, 8, 8],
+                [32, 32, 3, 3],
                 false,
                 &ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
                 true,

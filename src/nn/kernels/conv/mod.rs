@@ -298,6 +298,9 @@ const WEIGHT_CHUNK: usize = 8;
 
 /// The gradient with respect to the weights: `Σ_examples dy · im2col(x)ᵀ`.
 pub fn backward_weight(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    if winograd::applies_to_weight_gradient(g) {
+        return winograd::backward_weight(g, x, dy);
+    }
     if shifted::applies(g) {
         return shifted::backward_weight(g, x, dy);
     }

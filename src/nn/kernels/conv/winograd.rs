@@ -12,7 +12,7 @@
 
 use super::super::gemm::{matmul, Mat};
 use super::super::parallel;
-use super::{with_scratch, Geometry};
+use super::{with_scratch, Geometry, WEIGHT_CHUNK};
 
 /// Tiles transformed together (one vector of eight f32).
 const LANES: usize = 8;
@@ -20,6 +20,12 @@ type Lanes = [f32; LANES];
 
 /// Fewer channels make each of the 16 products too thin for gemm; im2col (depth 9·c) wins.
 const MIN_CHANNELS: usize = 8;
+
+/// Fewer channels and the weight gradient is faster as shifted products (`super::shifted`):
+/// its products are then too small for the transforms to pay (measured per layer, 128
+/// examples: at 16 channels 6.5–9 ms against 5–6.5, at 32 channels 4.2–7 against 6–7, at 64
+/// channels on 32x32 51–80 against 95–99).
+const MIN_WEIGHT_GRADIENT_CHANNELS: usize = 32;
 
 /// Transformed inputs and products (floats) one band of tiles may take: both stay in L2
 /// between the transforms and the GEMMs that read and write them.
@@ -37,6 +43,11 @@ pub(super) fn applies(g: &Geometry) -> bool {
         && g.padding.iter().all(|&p| p <= 2)
         && g.in_channels >= MIN_CHANNELS
         && g.out_channels >= MIN_CHANNELS
+}
+
+/// Whether [`backward_weight`] computes this convolution's weight gradient.
+pub(super) fn applies_to_weight_gradient(g: &Geometry) -> bool {
+    applies(g) && g.in_channels.min(g.out_channels) >= MIN_WEIGHT_GRADIENT_CHANNELS
 }
 
 /// How one example's output is cut into 2x2 tiles, and how its input is kept: zero-padded to
@@ -79,6 +90,10 @@ impl Tiles {
     fn padded_len(&self) -> usize {
         (2 * self.rows + 2) * 2 * self.half_row
     }
+    /// One channel's output gradient, as [`Tiles::padded_len`]: `2·rows` rows.
+    fn grad_padded_len(&self) -> usize {
+        2 * self.rows * 2 * self.half_row
+    }
 }
 
 /// A band: tile rows `rows` of each example in a piece.
@@ -114,6 +129,155 @@ pub(super) fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) 
             }
         })
     })
+}
+
+/// `Σ_examples dy · im2col(x)ᵀ` for a convolution [`applies_to_weight_gradient`] accepts, as
+/// `w` is laid out.
+/// Forward, `Y = Aᵀ (U ⊙ V) A` per tile; so the gradient of `U` is `Σ_tiles (A dY Aᵀ) ⊙ V` —
+/// 16 products `[out, tiles] · [tiles, in]` over the same transformed input tiles — and the
+/// kernel's is `Gᵀ dU G`. Examples are summed in fixed chunks, then the chunks in order.
+pub(super) fn backward_weight(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let t = Tiles::of(g);
+    let (c, k) = (g.in_channels, g.out_channels);
+    let group = t.examples.min(WEIGHT_CHUNK);
+    let chunks = g.batch.div_ceil(WEIGHT_CHUNK);
+    let partials: Vec<Vec<f32>> = parallel::map(parallel::worth(chunks, 2), chunks, |i| {
+        let first = i * WEIGHT_CHUNK;
+        let n = WEIGHT_CHUNK.min(g.batch - first);
+        let mut du = vec![0.0; 16 * k * c];
+        let most = group * t.band_rows * t.cols;
+        let (v_len, dm_len) = (16 * spread(c * most), 16 * spread(k * most));
+        let grad_len = t.grad_padded_len();
+        with_scratch(t.padded_len() + grad_len + v_len + dm_len, |scratch| {
+            let (padded, rest) = scratch.split_at_mut(t.padded_len());
+            let (grad_padded, rest) = rest.split_at_mut(grad_len);
+            let (v, dm) = rest.split_at_mut(v_len);
+            for at in (first..first + n).step_by(group) {
+                let m = group.min(first + n - at);
+                let xs = &x[at * g.in_len()..][..m * g.in_len()];
+                let dys = &dy[at * g.out_len()..][..m * g.out_len()];
+                for top in (0..t.rows).step_by(t.band_rows) {
+                    let band = top..(top + t.band_rows).min(t.rows);
+                    let tiles = m * band.len() * t.cols;
+                    transform_input(g, &t, &band, xs, padded, v);
+                    transform_gradient(g, &t, &band, dys, grad_padded, dm);
+                    let (v_stride, dm_stride) = (spread(c * tiles), spread(k * tiles));
+                    for xi in 0..16 {
+                        let dm = Mat::new(&dm[xi * dm_stride..][..k * tiles], k, tiles);
+                        let v = Mat::new(&v[xi * v_stride..][..c * tiles], c, tiles);
+                        matmul(&mut du[xi * k * c..][..k * c], dm, v.t(), true);
+                    }
+                }
+            }
+        });
+        du
+    });
+    let mut du = vec![0.0; 16 * k * c];
+    for p in partials {
+        du.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+    }
+    kernel_gradient(g, &du)
+}
+
+/// `Gᵀ dU G` for every (output, input) channel pair: `[out, in, 3, 3]` from 16 matrices
+/// `[out, in]`.
+fn kernel_gradient(g: &Geometry, du: &[f32]) -> Vec<f32> {
+    let pairs = g.in_channels * g.out_channels;
+    let mut dw = vec![0.0; 9 * pairs];
+    for (pair, out) in dw.chunks_exact_mut(9).enumerate() {
+        let d = |i: usize, j: usize| du[(4 * i + j) * pairs + pair];
+        // Gᵀ's rows are [1, ½, ½, 0], [0, ½, -½, 0], [0, ½, ½, 1]: on the columns of each
+        // row of dU, then on the rows of the result.
+        let cols = |i: usize| {
+            let (a, b, c, e) = (d(i, 0), d(i, 1), d(i, 2), d(i, 3));
+            [a + 0.5 * (b + c), 0.5 * (b - c), 0.5 * (b + c) + e]
+        };
+        let r = [cols(0), cols(1), cols(2), cols(3)];
+        for j in 0..3 {
+            out[j] = r[0][j] + 0.5 * (r[1][j] + r[2][j]);
+            out[3 + j] = 0.5 * (r[1][j] - r[2][j]);
+            out[6 + j] = 0.5 * (r[1][j] + r[2][j]) + r[3][j];
+        }
+    }
+    dw
+}
+
+/// The output gradient's 2x2 tiles of a band, `A dY Aᵀ`, into `dm` as 16 matrices
+/// `[out channel, tile]` (laid out as [`transform_input`]'s). `padded` holds one channel's
+/// gradient rows split into even and odd columns, zero past the output's edges.
+fn transform_gradient(
+    g: &Geometry,
+    t: &Tiles,
+    band: &Band,
+    dy: &[f32],
+    padded: &mut [f32],
+    dm: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { transform_gradient_avx2(g, t, band, dy, padded, dm) };
+    }
+    transform_gradient_lanes(g, t, band, dy, padded, dm);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn transform_gradient_avx2(
+    g: &Geometry,
+    t: &Tiles,
+    band: &Band,
+    dy: &[f32],
+    padded: &mut [f32],
+    dm: &mut [f32],
+) {
+    transform_gradient_lanes(g, t, band, dy, padded, dm);
+}
+
+#[inline(always)]
+fn transform_gradient_lanes(
+    g: &Geometry,
+    t: &Tiles,
+    band: &Band,
+    dy: &[f32],
+    padded: &mut [f32],
+    dm: &mut [f32],
+) {
+    let (oh, ow) = (g.out_height(), g.out_width());
+    let per_example = band.len() * t.cols;
+    let tiles = dy.len() / g.out_len() * per_example;
+    let stride = spread(g.out_channels * tiles);
+    let row_len = 2 * t.half_row;
+    padded.fill(0.0);
+    for (e, example) in dy.chunks_exact(g.out_len()).enumerate() {
+        for (k, channel) in example.chunks_exact(oh * ow).enumerate() {
+            let rows = channel.chunks_exact(ow).enumerate();
+            for (y, row) in rows.take((2 * band.end).min(oh)).skip(2 * band.start) {
+                let (even, odd) = padded[y * row_len..][..row_len].split_at_mut(t.half_row);
+                deinterleave(row, even, odd);
+            }
+            for ty in band.clone() {
+                let first = e * per_example + (ty - band.start) * t.cols;
+                let (top, bottom) = padded[2 * ty * row_len..][..2 * row_len].split_at(row_len);
+                for tx in (0..t.cols).step_by(LANES) {
+                    // The tile [[a, b], [c, d]]: A's rows are [1, 0], [1, 1], [1, -1], [0, -1].
+                    let (a, b) = (load(top, tx), load(top, t.half_row + tx));
+                    let (c, d) = (load(bottom, tx), load(bottom, t.half_row + tx));
+                    let zero = [0.0; LANES];
+                    let rows = [[a, b], [add(a, c), add(b, d)], [sub(a, c), sub(b, d)]];
+                    let rows = [rows[0], rows[1], rows[2], [sub(zero, c), sub(zero, d)]];
+                    let n = LANES.min(t.cols - tx);
+                    for (i, [p, q]) in rows.into_iter().enumerate() {
+                        let values = [p, add(p, q), sub(p, q), sub(zero, q)];
+                        for (j, lanes) in values.iter().enumerate() {
+                            let xi = 4 * i + j;
+                            store(&mut dm[xi * stride + k * tiles + first + tx..], lanes, n);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The distance between two of the 16 matrices of transformed tiles or products, for
