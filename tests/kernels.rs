@@ -237,6 +237,19 @@ fn convolution_agrees_with_burn() {
             false,
             o([1, 1], [1, 1], [1, 1], 1),
         ),
+        // The Winograd weight gradient without padding and with padding 2.
+        (
+            [2, 32, 7, 6],
+            [32, 32, 3, 3],
+            true,
+            o([1, 1], [0, 0], [1, 1], 1),
+        ),
+        (
+            [2, 32, 5, 7],
+            [32, 32, 3, 3],
+            false,
+            o([1, 1], [2, 2], [1, 1], 1),
+        ),
     ];
     for (x, w, bias, options) in cases {
         check_conv(x, w, bias, options);
