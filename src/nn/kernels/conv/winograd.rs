@@ -5,7 +5,8 @@
 //! additions only) into 16 matrices `[channels, tiles]`, one GEMM per tile position against
 //! the transformed kernel (`U = G g Gᵀ`), and the 2x2 outputs recovered (`Y = Aᵀ M A`). That
 //! replaces im2col's nine copies of the input with one deinterleaving copy, and does 2.25x
-//! fewer multiply-adds. The transforms run eight tiles at a time in fixed-size lane arrays
+//! fewer multiply-adds. The weight gradient (from 32 channels) reuses the input transform:
+//! `dU = Σ_tiles (A dY Aᵀ) ⊙ V`, then `Gᵀ dU G`. The transforms run eight tiles at a time in fixed-size lane arrays
 //! (vectorized, AVX2 where the CPU has it; additions only, so the same bits either way).
 //! Bands and pieces are fixed by the geometry, never by the thread count. The results differ
 //! from im2col's in the last bits (other sums); `tests/kernels.rs` bounds the difference.
