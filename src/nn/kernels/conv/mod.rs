@@ -5,6 +5,7 @@
 //! bit-identical across runs and across `RAYON_NUM_THREADS`.
 
 use std::cell::RefCell;
+use std::ops::Range;
 
 use super::gemm::{matmul, Mat};
 use super::parallel;
@@ -297,6 +298,28 @@ pub fn backward_input(g: &Geometry, w: &[f32], dy: &[f32]) -> Vec<f32> {
 /// order. Fixed, so that the order of additions never depends on the thread count.
 const WEIGHT_CHUNK: usize = 8;
 
+/// `Σ_examples` of a weight gradient: `add(examples, sum)` adds the gradients of a chunk of
+/// `WEIGHT_CHUNK` examples onto `sum` (zeros, `len` long); chunks run in parallel, and their
+/// sums are added in chunk order.
+fn sum_over_examples(
+    batch: usize,
+    len: usize,
+    add: impl Fn(Range<usize>, &mut [f32]) + Sync + Send,
+) -> Vec<f32> {
+    let chunks = batch.div_ceil(WEIGHT_CHUNK);
+    let partials: Vec<Vec<f32>> = parallel::map(parallel::worth(chunks, 2), chunks, |i| {
+        let first = i * WEIGHT_CHUNK;
+        let mut sum = vec![0.0; len];
+        add(first..(first + WEIGHT_CHUNK).min(batch), &mut sum);
+        sum
+    });
+    let mut sum = vec![0.0; len];
+    for p in partials {
+        sum.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+    }
+    sum
+}
+
 /// The gradient with respect to the weights: `Σ_examples dy · im2col(x)ᵀ`.
 pub fn backward_weight(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     if winograd::applies_to_weight_gradient(g) {
@@ -306,13 +329,9 @@ pub fn backward_weight(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
         return shifted::backward_weight(g, x, dy);
     }
     let (rows, ocg, plane) = (g.group_rows(), g.group_out_channels(), g.out_plane());
-    let chunks = g.batch.div_ceil(WEIGHT_CHUNK);
-    let partials: Vec<Vec<f32>> = parallel::map(parallel::worth(chunks, 2), chunks, |i| {
-        let first = i * WEIGHT_CHUNK;
-        let n = WEIGHT_CHUNK.min(g.batch - first);
-        let xs = &x[first * g.in_len()..][..n * g.in_len()];
-        let dys = &dy[first * g.out_len()..][..n * g.out_len()];
-        let mut dw = vec![0.0; g.weight_len()];
+    sum_over_examples(g.batch, g.weight_len(), |examples, dw| {
+        let xs = &x[examples.start * g.in_len()..examples.end * g.in_len()];
+        let dys = &dy[examples.start * g.out_len()..examples.end * g.out_len()];
         for (x, dy) in xs
             .chunks_exact(g.in_len())
             .zip(dys.chunks_exact(g.out_len()))
@@ -325,13 +344,7 @@ pub fn backward_weight(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
                 }
             });
         }
-        dw
-    });
-    let mut dw = vec![0.0; g.weight_len()];
-    for p in partials {
-        dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
-    }
-    dw
+    })
 }
 
 /// The gradient with respect to the bias: `dy` (`[batch, channels, pixels]`) summed over

@@ -8,8 +8,7 @@
 //! of the input and a transposed copy of `dy`.
 
 use super::super::gemm::{matmul_col_major, Mat};
-use super::super::parallel;
-use super::{with_scratch, Geometry, WEIGHT_CHUNK};
+use super::{sum_over_examples, with_scratch, Geometry};
 
 /// Where one example's padded input and wide, transposed `dy` lie.
 struct Layout {
@@ -50,26 +49,17 @@ pub(super) fn applies(g: &Geometry) -> bool {
 pub(super) fn backward_weight(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let l = Layout::of(g);
     let (in_len, out_len) = (g.in_len(), g.out_len());
-    let chunks = g.batch.div_ceil(WEIGHT_CHUNK);
     // Each chunk's sum as [group][ki, kj][c][oc]: column-major blocks gemm writes in place.
-    let partials: Vec<Vec<f32>> = parallel::map(parallel::worth(chunks, 2), chunks, |i| {
-        let first = i * WEIGHT_CHUNK;
-        let n = WEIGHT_CHUNK.min(g.batch - first);
-        let mut acc = vec![0.0; g.weight_len()];
+    let sum = sum_over_examples(g.batch, g.weight_len(), |examples, acc| {
         with_scratch(l.padded_len + l.wide * g.out_channels, |scratch| {
             let (padded, dy_t) = scratch.split_at_mut(l.padded_len);
-            for e in first..first + n {
+            for e in examples {
                 pad(g, &l, &x[e * in_len..][..in_len], padded);
                 transpose_wide(g, &l, &dy[e * out_len..][..out_len], dy_t);
-                accumulate(g, &l, padded, dy_t, &mut acc);
+                accumulate(g, &l, padded, dy_t, acc);
             }
         });
-        acc
     });
-    let mut sum = vec![0.0; g.weight_len()];
-    for p in partials {
-        sum.iter_mut().zip(p).for_each(|(a, b)| *a += b);
-    }
     to_weight_layout(g, &sum)
 }
 

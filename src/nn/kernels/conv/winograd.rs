@@ -13,7 +13,7 @@
 
 use super::super::gemm::{matmul, Mat};
 use super::super::parallel;
-use super::{with_scratch, Geometry, WEIGHT_CHUNK};
+use super::{sum_over_examples, with_scratch, Geometry, WEIGHT_CHUNK};
 
 /// Tiles transformed together (one vector of eight f32).
 const LANES: usize = 8;
@@ -141,20 +141,16 @@ pub(super) fn backward_weight(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let t = Tiles::of(g);
     let (c, k) = (g.in_channels, g.out_channels);
     let group = t.examples.min(WEIGHT_CHUNK);
-    let chunks = g.batch.div_ceil(WEIGHT_CHUNK);
-    let partials: Vec<Vec<f32>> = parallel::map(parallel::worth(chunks, 2), chunks, |i| {
-        let first = i * WEIGHT_CHUNK;
-        let n = WEIGHT_CHUNK.min(g.batch - first);
-        let mut du = vec![0.0; 16 * k * c];
-        let most = group * t.band_rows * t.cols;
-        let (v_len, dm_len) = (16 * spread(c * most), 16 * spread(k * most));
-        let grad_len = t.grad_padded_len();
+    let most = group * t.band_rows * t.cols;
+    let (v_len, dm_len) = (16 * spread(c * most), 16 * spread(k * most));
+    let grad_len = t.grad_padded_len();
+    let du = sum_over_examples(g.batch, 16 * k * c, |examples, du| {
         with_scratch(t.padded_len() + grad_len + v_len + dm_len, |scratch| {
             let (padded, rest) = scratch.split_at_mut(t.padded_len());
             let (grad_padded, rest) = rest.split_at_mut(grad_len);
             let (v, dm) = rest.split_at_mut(v_len);
-            for at in (first..first + n).step_by(group) {
-                let m = group.min(first + n - at);
+            for at in examples.clone().step_by(group) {
+                let m = group.min(examples.end - at);
                 let xs = &x[at * g.in_len()..][..m * g.in_len()];
                 let dys = &dy[at * g.out_len()..][..m * g.out_len()];
                 for top in (0..t.rows).step_by(t.band_rows) {
@@ -171,12 +167,7 @@ pub(super) fn backward_weight(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
                 }
             }
         });
-        du
     });
-    let mut du = vec![0.0; 16 * k * c];
-    for p in partials {
-        du.iter_mut().zip(p).for_each(|(a, b)| *a += b);
-    }
     kernel_gradient(g, &du)
 }
 
