@@ -110,24 +110,10 @@ fn apply(
     state: &mut [&mut [f32]],
     mask: Option<&[f32]>,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above.
-        return unsafe { apply_avx2(step, params, grads, state, mask) };
-    }
-    apply_rules(step, params, grads, state, mask);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn apply_avx2(
-    step: &Step,
-    params: &mut [f32],
-    grads: &[f32],
-    state: &mut [&mut [f32]],
-    mask: Option<&[f32]>,
-) {
-    apply_rules(step, params, grads, state, mask);
+    crate::nn::kernels::simd::vectorized(
+        #[inline(always)]
+        || apply_rules(step, params, grads, state, mask),
+    );
 }
 
 /// The rules of [`super::optim::update`], element by element over zipped slices (no indexing,

@@ -16,6 +16,7 @@ pub mod dense;
 mod flex;
 mod gemm;
 mod parallel;
+pub mod simd;
 
 /// Host access to the CPU backend's tensors, for CPU code outside the kernels (the fused
 /// optimizer update).

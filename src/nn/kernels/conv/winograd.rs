@@ -6,13 +6,15 @@
 //! the transformed kernel (`U = G g Gᵀ`), and the 2x2 outputs recovered (`Y = Aᵀ M A`). That
 //! replaces im2col's nine copies of the input with one deinterleaving copy, and does 2.25x
 //! fewer multiply-adds. The weight gradient (from 32 channels) reuses the input transform:
-//! `dU = Σ_tiles (A dY Aᵀ) ⊙ V`, then `Gᵀ dU G`. The transforms run eight tiles at a time in fixed-size lane arrays
-//! (vectorized, AVX2 where the CPU has it; additions only, so the same bits either way).
+//! `dU = Σ_tiles (A dY Aᵀ) ⊙ V`, then `Gᵀ dU G`. The transforms run eight tiles at a time in
+//! fixed-size lane arrays (vectorized, with AVX2 through `simd::vectorized` where the CPU has
+//! it; additions only, so the same bits either way).
 //! Bands and pieces are fixed by the geometry, never by the thread count. The results differ
 //! from im2col's in the last bits (other sums); `tests/kernels.rs` bounds the difference.
 
 use super::super::gemm::{matmul, Mat};
 use super::super::parallel;
+use super::super::simd::vectorized;
 use super::{sum_over_examples, with_scratch, Geometry, WEIGHT_CHUNK};
 
 /// Tiles transformed together (one vector of eight f32).
@@ -119,14 +121,20 @@ pub(super) fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) 
             for first in (0..t.rows).step_by(t.band_rows) {
                 let band = first..(first + t.band_rows).min(t.rows);
                 let tiles = n * band.len() * t.cols;
-                transform_input(g, &t, &band, x, padded, v);
+                vectorized(
+                    #[inline(always)]
+                    || transform_input(g, &t, &band, x, padded, v),
+                );
                 let (v_stride, m_stride) = (spread(c * tiles), spread(k * tiles));
                 for xi in 0..16 {
                     let u = Mat::new(&u[xi * k * c..][..k * c], k, c);
                     let v = Mat::new(&v[xi * v_stride..][..c * tiles], c, tiles);
                     matmul(&mut m[xi * m_stride..][..k * tiles], u, v, false);
                 }
-                transform_output(g, &t, &band, m, bias, y);
+                vectorized(
+                    #[inline(always)]
+                    || transform_output(g, &t, &band, m, bias, y),
+                );
             }
         })
     })
@@ -156,8 +164,13 @@ pub(super) fn backward_weight(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
                 for top in (0..t.rows).step_by(t.band_rows) {
                     let band = top..(top + t.band_rows).min(t.rows);
                     let tiles = m * band.len() * t.cols;
-                    transform_input(g, &t, &band, xs, padded, v);
-                    transform_gradient(g, &t, &band, dys, grad_padded, dm);
+                    vectorized(
+                        #[inline(always)]
+                        || {
+                            transform_input(g, &t, &band, xs, padded, v);
+                            transform_gradient(g, &t, &band, dys, grad_padded, dm);
+                        },
+                    );
                     let (v_stride, dm_stride) = (spread(c * tiles), spread(k * tiles));
                     for xi in 0..16 {
                         let dm = Mat::new(&dm[xi * dm_stride..][..k * tiles], k, tiles);
@@ -197,37 +210,8 @@ fn kernel_gradient(g: &Geometry, du: &[f32]) -> Vec<f32> {
 /// The output gradient's 2x2 tiles of a band, `A dY Aᵀ`, into `dm` as 16 matrices
 /// `[out channel, tile]` (laid out as [`transform_input`]'s). `padded` holds one channel's
 /// gradient rows split into even and odd columns, zero past the output's edges.
-fn transform_gradient(
-    g: &Geometry,
-    t: &Tiles,
-    band: &Band,
-    dy: &[f32],
-    padded: &mut [f32],
-    dm: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above.
-        return unsafe { transform_gradient_avx2(g, t, band, dy, padded, dm) };
-    }
-    transform_gradient_lanes(g, t, band, dy, padded, dm);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn transform_gradient_avx2(
-    g: &Geometry,
-    t: &Tiles,
-    band: &Band,
-    dy: &[f32],
-    padded: &mut [f32],
-    dm: &mut [f32],
-) {
-    transform_gradient_lanes(g, t, band, dy, padded, dm);
-}
-
 #[inline(always)]
-fn transform_gradient_lanes(
+fn transform_gradient(
     g: &Geometry,
     t: &Tiles,
     band: &Band,
@@ -314,37 +298,8 @@ fn half_diffs(a: [f32; 3], b: [f32; 3], c: [f32; 3]) -> [f32; 3] {
 
 /// The input tiles of a chunk, `V = Bᵀ d B`, into `v` as 16 matrices `[channel, tile]`
 /// (tile = example · tiles per example + tile row · tile columns + tile column).
-fn transform_input(
-    g: &Geometry,
-    t: &Tiles,
-    band: &Band,
-    x: &[f32],
-    padded: &mut [f32],
-    v: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above.
-        return unsafe { transform_input_avx2(g, t, band, x, padded, v) };
-    }
-    transform_input_lanes(g, t, band, x, padded, v);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn transform_input_avx2(
-    g: &Geometry,
-    t: &Tiles,
-    band: &Band,
-    x: &[f32],
-    padded: &mut [f32],
-    v: &mut [f32],
-) {
-    transform_input_lanes(g, t, band, x, padded, v);
-}
-
 #[inline(always)]
-fn transform_input_lanes(
+fn transform_input(
     g: &Geometry,
     t: &Tiles,
     band: &Band,
@@ -481,37 +436,8 @@ fn input_tile(d: &[[Lanes; 4]; 4]) -> [Lanes; 16] {
 
 /// The 2x2 outputs of a chunk, `Y = Aᵀ M A` (+ bias), from `m`'s 16 matrices
 /// `[out channel, tile]` into `y` (`[examples, out channels, oh, ow]`).
-fn transform_output(
-    g: &Geometry,
-    t: &Tiles,
-    band: &Band,
-    m: &[f32],
-    bias: Option<&[f32]>,
-    y: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above.
-        return unsafe { transform_output_avx2(g, t, band, m, bias, y) };
-    }
-    transform_output_lanes(g, t, band, m, bias, y);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn transform_output_avx2(
-    g: &Geometry,
-    t: &Tiles,
-    band: &Band,
-    m: &[f32],
-    bias: Option<&[f32]>,
-    y: &mut [f32],
-) {
-    transform_output_lanes(g, t, band, m, bias, y);
-}
-
 #[inline(always)]
-fn transform_output_lanes(
+fn transform_output(
     g: &Geometry,
     t: &Tiles,
     band: &Band,
