@@ -293,6 +293,96 @@ fn dense_layers_agree_with_burn() {
     }
 }
 
+/// `[n, inputs]`, every entry the background `c` except a `density` share (random values).
+fn mostly(n: usize, inputs: usize, c: f32, density: f64, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    (0..n * inputs)
+        .map(|_| {
+            let keep = rng.next_f64() < density;
+            let v = (rng.next_f64() * 4.0 - 1.0) as f32;
+            if keep {
+                v
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// Output and gradients of `sum((x · wᵀ + b) * r)` for an `x` that is mostly `c`.
+fn sparse_dense_run(x: &[f32], n: usize, outputs: usize, bias: bool, fast: bool) -> Vec<Vec<f32>> {
+    let inputs = x.len() / n;
+    let x: Tensor<A, 2> = Tensor::from_data(
+        TensorData::new(x.to_vec(), [n, inputs]),
+        &Default::default(),
+    );
+    let x = x.require_grad();
+    let w = random([outputs, inputs], 12).require_grad();
+    let b = bias.then(|| random([outputs], 13).require_grad());
+    let y = if fast {
+        kernels::linear(x.clone(), w.clone(), b.clone())
+    } else {
+        let y = x.clone().matmul(w.clone().transpose());
+        match &b {
+            Some(b) => y + b.clone().unsqueeze_dim(0),
+            None => y,
+        }
+    };
+    weighted_sum_gradients(y, 14, &x, &w, b.as_ref())
+}
+
+#[test]
+fn layers_with_mostly_one_input_value_agree_with_burn() {
+    use kernels::sparse_input;
+    // MNIST-like (a non-zero background, a fifth of the pixels not blank) and ReLU-like
+    // (zeros); batches that are not a multiple of the pieces, inputs with a tail past the
+    // last eight, outputs below, at and past one block of 64 sums with a partial last one.
+    for (n, inputs, outputs, c, bias) in [
+        (37, 101, 45, -0.4242f32, true),
+        (20, 784, 300, -0.4242, false),
+        (9, 64, 150, 0.0, true),
+        (130, 200, 64, 0.0, false),
+    ] {
+        let x = mostly(n, inputs, c, 0.2, 21);
+        let shape = kernels::dense::Shape {
+            batch: n,
+            inputs,
+            outputs,
+        };
+        let w = vec![0.5f32; outputs * inputs];
+        assert!(
+            sparse_input::forward(&shape, &x, &w, None).is_some(),
+            "[{n}, {inputs}] -> {outputs} takes the sparse path"
+        );
+        let fast = sparse_dense_run(&x, n, outputs, bias, true);
+        let plain = sparse_dense_run(&x, n, outputs, bias, false);
+        for (what, (f, p)) in [
+            "output",
+            "input gradient",
+            "weight gradient",
+            "bias gradient",
+        ]
+        .iter()
+        .zip(fast.iter().zip(&plain))
+        {
+            assert_close(
+                &format!("{what} of [{n}, {inputs}] -> {outputs}, c = {c}"),
+                f,
+                p,
+            );
+        }
+    }
+    // Inputs that are not mostly one value keep the dense product.
+    let shape = kernels::dense::Shape {
+        batch: 20,
+        inputs: 784,
+        outputs: 300,
+    };
+    let dense = mostly(20, 784, -0.4242, 0.6, 22);
+    let w = vec![0.5f32; 300 * 784];
+    assert!(sparse_input::forward(&shape, &dense, &w, None).is_none());
+}
+
 /// Output, statistics and gradients of `sum(bn(x) * r)`, or `sum(relu(bn(x)) * r)`.
 fn batchnorm_run(x: [usize; 4], relu: bool, fast: bool) -> Vec<Vec<f32>> {
     let xt = (random(x, 5) * 3.0 + 0.5).detach().require_grad();
@@ -381,6 +471,9 @@ fn kernels_do_not_depend_on_the_thread_count() {
             // Products large enough to split into row blocks, the last one partial: with
             // this shape, gemm's sums over all 3,000 rows at once differ in the last bit.
             out.extend(dense_run(3000, 3000, 8, true, true));
+            // Mostly-background inputs, enough entries (x outputs) to split between threads.
+            let x = mostly(600, 500, -0.4242, 0.25, 23);
+            out.extend(sparse_dense_run(&x, 600, 130, true, true));
             out
         })
     };

@@ -6,7 +6,7 @@ use burn::tensor::ops::{ConvOptions, ModuleOps};
 use burn::tensor::{DType, TensorData, TensorMetadata};
 use burn_flex::FlexTensor;
 
-use super::{batchnorm, conv, dense, generic, Kernels};
+use super::{batchnorm, conv, dense, generic, sparse_input, Kernels};
 
 /// The kernels' view of a convolution, when they handle it.
 fn geometry(
@@ -93,7 +93,9 @@ impl Kernels for Flex {
             return generic::linear_forward::<Flex>(x, weight, bias);
         };
         let (x, weight, bias) = (contiguous(x), contiguous(weight), bias.map(contiguous));
-        let y = dense::forward(&s, values(&x), values(&weight), bias.as_ref().map(values));
+        let (x, weight, bias) = (values(&x), values(&weight), bias.as_ref().map(values));
+        let y = sparse_input::forward(&s, x, weight, bias)
+            .unwrap_or_else(|| dense::forward(&s, x, weight, bias));
         tensor(y, vec![s.batch, s.outputs])
     }
 
@@ -123,10 +125,10 @@ impl Kernels for Flex {
             inputs: x.shape()[1],
             outputs: dy.shape()[1],
         };
-        tensor(
-            dense::backward_weight(&s, values(&x), values(&dy)),
-            vec![s.outputs, s.inputs],
-        )
+        let (x, dy) = (values(&x), values(&dy));
+        let dw = sparse_input::backward_weight(&s, x, dy)
+            .unwrap_or_else(|| dense::backward_weight(&s, x, dy));
+        tensor(dw, vec![s.outputs, s.inputs])
     }
 
     fn linear_bias_grad(output_grad: FlexTensor) -> FlexTensor {

@@ -2,7 +2,9 @@
 //! convolution and training-mode batch norm (with a following ReLU fused in), each with its
 //! gradients. [`Kernels`] is
 //! implemented by the CPU backend (flex) with our own kernels ([`dense`]: strided GEMM, no
-//! transposed copies; [`conv`]: im2col + GEMM; [`batchnorm`]: no transposes),
+//! transposed copies; [`sparse_input`]: dense layers whose input is mostly one value, such as
+//! MNIST's blank pixels, visiting only the other entries; [`conv`]: im2col, shifted products
+//! or Winograd; [`batchnorm`]: no transposes),
 //! by other backends with burn's operations (the defaults), and by the autodiff decorator with
 //! an operation whose backward calls the inner backend's gradients ([`autodiff`]).
 //!
@@ -17,6 +19,8 @@ mod flex;
 mod gemm;
 mod parallel;
 pub mod simd;
+pub mod sparse_input;
+mod transpose;
 
 /// Host access to the CPU backend's tensors, for CPU code outside the kernels (the fused
 /// optimizer update).

@@ -1,0 +1,162 @@
+//! Matrix transposes, 8x8 blocks at a time through AVX2 registers where the CPU has them (a
+//! plain loop stores one value at a time, a row apart). Copies only, so the bits never depend
+//! on the instruction set.
+
+/// A row-major matrix in a slice: `rows × cols` values, rows `stride` apart.
+#[derive(Clone, Copy, Debug)]
+pub struct Strided {
+    pub rows: usize,
+    pub cols: usize,
+    pub stride: usize,
+}
+
+impl Strided {
+    /// The slice length the matrix needs.
+    fn span(&self) -> usize {
+        if self.rows == 0 || self.cols == 0 {
+            0
+        } else {
+            (self.rows - 1) * self.stride + self.cols
+        }
+    }
+}
+
+/// `dst[c · dst_stride + r] = src[r · src.stride + c]` for every entry of `src`; the rest of
+/// `dst` is left as it is.
+pub fn transpose(src: &[f32], shape: Strided, dst: &mut [f32], dst_stride: usize) {
+    let transposed = Strided {
+        rows: shape.cols,
+        cols: shape.rows,
+        stride: dst_stride,
+    };
+    assert!(
+        src.len() >= shape.span() && dst.len() >= transposed.span(),
+        "transpose: {shape:?} does not fit"
+    );
+    let (rows8, cols8) = (shape.rows / 8 * 8, shape.cols / 8 * 8);
+    let mut blocks_done = false;
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is there (checked above); every block lies within the spans checked by
+        // the assert.
+        unsafe {
+            blocks_avx2(
+                src.as_ptr(),
+                shape,
+                rows8,
+                cols8,
+                dst.as_mut_ptr(),
+                dst_stride,
+            )
+        };
+        blocks_done = true;
+    }
+    let at = |r: usize, c: usize| (c * dst_stride + r, r * shape.stride + c);
+    for r in 0..shape.rows {
+        // The 8x8 blocks' part of the row when they were not done above; the tail always.
+        let from = if blocks_done && r < rows8 { cols8 } else { 0 };
+        for c in from..shape.cols {
+            let (d, s) = at(r, c);
+            dst[d] = src[s];
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn blocks_avx2(
+    src: *const f32,
+    shape: Strided,
+    rows8: usize,
+    cols8: usize,
+    dst: *mut f32,
+    dst_stride: usize,
+) {
+    use std::arch::x86_64::*;
+    for r0 in (0..rows8).step_by(8) {
+        for c0 in (0..cols8).step_by(8) {
+            // Macros, not closures: these must be compiled with AVX2 like the function.
+            macro_rules! load {
+                ($k:expr) => {
+                    _mm256_loadu_ps(src.add((r0 + $k) * shape.stride + c0))
+                };
+            }
+            macro_rules! store {
+                ($k:expr, $v:expr) => {
+                    _mm256_storeu_ps(dst.add((c0 + $k) * dst_stride + r0), $v)
+                };
+            }
+            let (a0, a1, a2, a3) = (load!(0), load!(1), load!(2), load!(3));
+            let (a4, a5, a6, a7) = (load!(4), load!(5), load!(6), load!(7));
+            // Pairs of rows interleaved, then pairs of pairs, then the 128-bit halves swapped
+            // across: row k of the result holds column k of the block.
+            let (b0, b1) = (_mm256_unpacklo_ps(a0, a1), _mm256_unpackhi_ps(a0, a1));
+            let (b2, b3) = (_mm256_unpacklo_ps(a2, a3), _mm256_unpackhi_ps(a2, a3));
+            let (b4, b5) = (_mm256_unpacklo_ps(a4, a5), _mm256_unpackhi_ps(a4, a5));
+            let (b6, b7) = (_mm256_unpacklo_ps(a6, a7), _mm256_unpackhi_ps(a6, a7));
+            const LOW: i32 = 0b01_00_01_00;
+            const HIGH: i32 = 0b11_10_11_10;
+            let (q0, q1) = (
+                _mm256_shuffle_ps::<LOW>(b0, b2),
+                _mm256_shuffle_ps::<HIGH>(b0, b2),
+            );
+            let (q2, q3) = (
+                _mm256_shuffle_ps::<LOW>(b1, b3),
+                _mm256_shuffle_ps::<HIGH>(b1, b3),
+            );
+            let (q4, q5) = (
+                _mm256_shuffle_ps::<LOW>(b4, b6),
+                _mm256_shuffle_ps::<HIGH>(b4, b6),
+            );
+            let (q6, q7) = (
+                _mm256_shuffle_ps::<LOW>(b5, b7),
+                _mm256_shuffle_ps::<HIGH>(b5, b7),
+            );
+            store!(0, _mm256_permute2f128_ps::<0x20>(q0, q4));
+            store!(1, _mm256_permute2f128_ps::<0x20>(q1, q5));
+            store!(2, _mm256_permute2f128_ps::<0x20>(q2, q6));
+            store!(3, _mm256_permute2f128_ps::<0x20>(q3, q7));
+            store!(4, _mm256_permute2f128_ps::<0x31>(q0, q4));
+            store!(5, _mm256_permute2f128_ps::<0x31>(q1, q5));
+            store!(6, _mm256_permute2f128_ps::<0x31>(q2, q6));
+            store!(7, _mm256_permute2f128_ps::<0x31>(q3, q7));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_entry_lands_in_its_place() {
+        // Shapes with and without 8x8 blocks, remainders in both directions, strides wider
+        // than the rows.
+        for (rows, cols, src_stride, dst_stride) in [
+            (16, 24, 24, 16),
+            (19, 13, 15, 21),
+            (3, 40, 40, 5),
+            (8, 8, 8, 8),
+            (0, 5, 5, 0),
+        ] {
+            let src: Vec<f32> = (0..rows * src_stride).map(|v| v as f32).collect();
+            let mut dst = vec![-1.0; cols * dst_stride];
+            let shape = Strided {
+                rows,
+                cols,
+                stride: src_stride,
+            };
+            transpose(&src, shape, &mut dst, dst_stride);
+            for c in 0..cols {
+                for r in 0..dst_stride {
+                    let want = if r < rows {
+                        src[r * src_stride + c]
+                    } else {
+                        -1.0
+                    };
+                    assert_eq!(dst[c * dst_stride + r], want, "{rows}x{cols} at ({r}, {c})");
+                }
+            }
+        }
+    }
+}
