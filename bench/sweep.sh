@@ -7,6 +7,10 @@
 # network retrained per rewind point (bench/torch_sweep.py, all threads).
 #
 #   bench/sweep.sh            (MNIST from $LTHC_DATA; fetched if missing)
+#
+# REPEAT=<n> runs both sides n times, taking turns (a fresh cache for each lthc run), and
+# prints every turn and the medians: PyTorch's time for this loop has varied from 24 to 37 s
+# between runs minutes apart on the same machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
@@ -27,30 +31,48 @@ experiment openlth_sweep {
 LTH
 "$lthc" data fetch mnist >/dev/null
 "$lthc" plan --format json "$work/sweep.lth" > "$work/plan.json"
-ms() { echo $(( $(date +%s%N) / 1000000 )); }
-start=$(ms)
-"$lthc" run --quiet --cache "$work/cache" "$work/sweep.lth" > "$work/first.txt"
-first=$(( $(ms) - start ))
-start=$(ms)
-"$lthc" run --quiet --cache "$work/cache" "$work/sweep.lth" > "$work/second.txt"
-second=$(( $(ms) - start ))
 if [ ! -x bench/.venv/bin/python ]; then
   python3 -m venv bench/.venv
   bench/.venv/bin/pip install --quiet torch
 fi
 data=${LTHC_DATA:-${XDG_CACHE_HOME:-$HOME/.cache}/lthc/data}/mnist
-bench/.venv/bin/python bench/torch_sweep.py "$data" 2>/dev/null > "$work/torch.json"
-python3 - "$work/plan.json" "$work/torch.json" "$first" "$second" <<'PY'
-import json, sys
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
+: > "$work/turns.txt"
+for turn in $(seq "${REPEAT:-1}"); do
+  rm -rf "$work/cache"
+  start=$(ms)
+  "$lthc" run --quiet --cache "$work/cache" "$work/sweep.lth" > "$work/first.txt"
+  first=$(( $(ms) - start ))
+  start=$(ms)
+  "$lthc" run --quiet --cache "$work/cache" "$work/sweep.lth" > "$work/second.txt"
+  second=$(( $(ms) - start ))
+  bench/.venv/bin/python bench/torch_sweep.py "$data" 2>/dev/null > "$work/torch.json"
+  echo "$first $second $(cat "$work/torch.json")" >> "$work/turns.txt"
+done
+python3 - "$work/plan.json" "$work/turns.txt" <<'PY'
+import json, statistics, sys
 t = json.load(open(sys.argv[1]))["totals"]
-torch = json.load(open(sys.argv[2]))
-first, second = int(sys.argv[3]) / 1000, int(sys.argv[4]) / 1000
 planned, requested = t["planned_iterations"], t["requested_iterations"]
-print(f"| | iterations | wall time | examples/s |")
+turns = []
+for line in open(sys.argv[2]):
+    first, second, torch = line.split(" ", 2)
+    turns.append((int(first) / 1000, int(second) / 1000, json.loads(torch)))
+if len(turns) > 1:
+    for i, (first, _, torch) in enumerate(turns, 1):
+        print(f"turn {i}: PyTorch {torch['seconds']:.1f} s, lthc {first:.1f} s: "
+              f"{torch['seconds'] / first:.1f}x shorter")
+    print()
+first = statistics.median(f for f, _, _ in turns)
+second = statistics.median(s for _, s, _ in turns)
+seconds = statistics.median(t["seconds"] for _, _, t in turns)
+rate = statistics.median(t["examples_per_second"] for _, _, t in turns)
+iterations = turns[0][2]["iterations"]
+label = " (medians)" if len(turns) > 1 else ""
+print(f"| {label.strip(' ()') or 'one run'} | iterations | wall time | examples/s |")
 print(f"| --- | ---: | ---: | ---: |")
-print(f"| PyTorch, OpenLTH-style, one run after another | {torch['iterations']:,} | {torch['seconds']:.1f} s | {torch['examples_per_second']:,} |")
+print(f"| PyTorch, OpenLTH-style, one run after another | {iterations:,} | {seconds:.1f} s | {rate:,.0f} |")
 print(f"| lthc run (first) | {planned:,} (requested {requested:,}) | {first:.1f} s | {planned * 128 / first:,.0f} |")
 print(f"| lthc run (second, identical: all cached) | 0 | {second:.3f} s | |")
-print(f"\nlthc is {torch['seconds'] / first:.1f}x faster on the sweep; aggregate rate "
-      f"{planned * 128 / first / torch['examples_per_second']:.2f}x PyTorch's")
+print(f"\nlthc is {seconds / first:.1f}x faster on the sweep{label}; aggregate rate "
+      f"{planned * 128 / first / rate:.2f}x PyTorch's")
 PY
