@@ -4,8 +4,11 @@
 //! with PyTorch in the same run.
 //!
 //! `lenet_sgd` is LeNet-300-100 with bench/sweep.sh's recipe (SGD 0.1, batch 128).
+//! `lenet_mnist` and `lenet_sgd_mnist` are the same on the real MNIST training set (from
+//! `$LTHC_DATA`: `lthc data fetch mnist`), where the first layer's input is 81% blank pixels
+//! and takes the sparse path (`nn::kernels::sparse_input`); on random data it never does.
 //!
-//! `cargo bench --bench train_speed -- [lenet|lenet_sgd|resnet20|vgg_stage1] [iterations]`
+//! `cargo bench --bench train_speed -- [lenet|lenet_sgd|lenet_mnist|lenet_sgd_mnist|resnet20|vgg_stage1] [iterations]`
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -107,15 +110,24 @@ fn main() {
     };
     let iterations: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     for network in networks {
-        let e = experiment(&network);
+        let (base, real) = match network.strip_suffix("_mnist") {
+            Some(base) => (base, true),
+            None => (network.as_str(), false),
+        };
+        let e = experiment(base);
         let its = if iterations > 0 {
             iterations
-        } else if network.starts_with("lenet") {
+        } else if base.starts_with("lenet") {
             3000
         } else {
             30
         };
-        let data = Arc::new(random_data(&e.dataset));
+        let data = Arc::new(if real {
+            lthc::data::load(&e.dataset, &lthc::data::data_dir(), false)
+                .unwrap_or_else(|err| panic!("{err:?}: run `lthc data fetch mnist` first"))
+        } else {
+            random_data(&e.dataset)
+        });
         let job = |end: u64| Job {
             net: &e.network,
             recipe: &e.recipe,
