@@ -258,8 +258,13 @@ fn convolution_agrees_with_burn() {
 
 /// Output and gradients of `sum((x · wᵀ + b) * r)`.
 fn dense_run(n: usize, inputs: usize, outputs: usize, bias: bool, fast: bool) -> Vec<Vec<f32>> {
-    let x = random([n, inputs], 11).require_grad();
-    let w = random([outputs, inputs], 12).require_grad();
+    dense_run_on(random([n, inputs], 11), outputs, bias, fast)
+}
+
+/// [`dense_run`] for a given `x`.
+fn dense_run_on(x: Tensor<A, 2>, outputs: usize, bias: bool, fast: bool) -> Vec<Vec<f32>> {
+    let x = x.require_grad();
+    let w = random([outputs, x.dims()[1]], 12).require_grad();
     let b = bias.then(|| random([outputs], 13).require_grad());
     let y = if fast {
         kernels::linear(x.clone(), w.clone(), b.clone())
@@ -309,26 +314,11 @@ fn mostly(n: usize, inputs: usize, c: f32, density: f64, seed: u64) -> Vec<f32> 
         .collect()
 }
 
-/// Output and gradients of `sum((x · wᵀ + b) * r)` for an `x` that is mostly `c`.
+/// [`dense_run`] for an `x` (`[n, …]`) that is mostly one value.
 fn sparse_dense_run(x: &[f32], n: usize, outputs: usize, bias: bool, fast: bool) -> Vec<Vec<f32>> {
-    let inputs = x.len() / n;
-    let x: Tensor<A, 2> = Tensor::from_data(
-        TensorData::new(x.to_vec(), [n, inputs]),
-        &Default::default(),
-    );
-    let x = x.require_grad();
-    let w = random([outputs, inputs], 12).require_grad();
-    let b = bias.then(|| random([outputs], 13).require_grad());
-    let y = if fast {
-        kernels::linear(x.clone(), w.clone(), b.clone())
-    } else {
-        let y = x.clone().matmul(w.clone().transpose());
-        match &b {
-            Some(b) => y + b.clone().unsqueeze_dim(0),
-            None => y,
-        }
-    };
-    weighted_sum_gradients(y, 14, &x, &w, b.as_ref())
+    let shape = [n, x.len() / n];
+    let x = Tensor::from_data(TensorData::new(x.to_vec(), shape), &Default::default());
+    dense_run_on(x, outputs, bias, fast)
 }
 
 #[test]
@@ -445,6 +435,14 @@ fn batch_norm_and_relu_agree_with_tensor_operations() {
 
 #[test]
 fn kernels_do_not_depend_on_the_thread_count() {
+    let mostly_x = mostly(600, 500, -0.4242, 0.25, 23);
+    let shape = kernels::dense::Shape {
+        batch: 600,
+        inputs: 500,
+        outputs: 130,
+    };
+    let w = vec![0.5f32; 130 * 500];
+    assert!(kernels::sparse_input::forward(&shape, &mostly_x, &w, None).is_some());
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -472,8 +470,7 @@ fn kernels_do_not_depend_on_the_thread_count() {
             // this shape, gemm's sums over all 3,000 rows at once differ in the last bit.
             out.extend(dense_run(3000, 3000, 8, true, true));
             // Mostly-background inputs, enough entries (x outputs) to split between threads.
-            let x = mostly(600, 500, -0.4242, 0.25, 23);
-            out.extend(sparse_dense_run(&x, 600, 130, true, true));
+            out.extend(sparse_dense_run(&mostly_x, 600, 130, true, true));
             out
         })
     };
