@@ -128,6 +128,7 @@ impl Entries {
         self.append_portable(row, c);
     }
 
+    /// [`Entries::append`] one value at a time: without AVX2, and the reference in tests.
     fn append_portable(&mut self, row: &[f32], c: f32) {
         for (i, &v) in row.iter().enumerate() {
             if v != c {
