@@ -31,7 +31,8 @@ impl<'a> Mat<'a> {
             ..self
         }
     }
-    fn fits(&self) -> bool {
+    /// Whether every entry lies within `data`.
+    pub fn fits(&self) -> bool {
         self.rows == 0
             || self.cols == 0
             || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride

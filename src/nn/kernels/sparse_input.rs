@@ -15,9 +15,10 @@
 use std::cell::Cell;
 
 use super::dense::Shape;
+use super::gemm::Mat;
 use super::parallel;
 use super::simd::vectorized;
-use super::transpose::{transpose, Strided};
+use super::transpose::transpose;
 
 /// The largest fraction of the input that may differ from its background for the sparse
 /// products to be used. Per multiply-add they cost about 1.6x what dense GEMM does (each
@@ -327,12 +328,7 @@ pub fn forward(s: &Shape, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Option<
         *b += bias.map_or(0.0, |bias| bias[j]);
     }
     let y = with_scratch(s.inputs * width, |wt| {
-        let w_shape = Strided {
-            rows: s.outputs,
-            cols: s.inputs,
-            stride: s.inputs,
-        };
-        transpose(w, w_shape, wt, width);
+        transpose(Mat::new(w, s.outputs, s.inputs), wt, width);
         let sum = Sum {
             base: &base,
             table: wt,
@@ -375,12 +371,12 @@ pub fn backward_weight(s: &Shape, x: &[f32], dy: &[f32]) -> Option<Vec<f32>> {
             padded[..s.outputs].copy_from_slice(row);
             padded[s.outputs..].fill(0.0);
         }
+        // c · Σ_batch dy (the bias gradient's sum), padded like the rows.
         let mut base = vec![0.0f32; width];
         if entries.c != 0.0 {
-            for row in table.chunks_exact(width) {
-                base.iter_mut().zip(row).for_each(|(b, v)| *b += v);
+            for (b, sum) in base.iter_mut().zip(super::dense::backward_bias(s, dy)) {
+                *b = entries.c * sum;
             }
-            base.iter_mut().for_each(|b| *b *= entries.c);
         }
         let table = &*table;
         let split = parallel::worth(entries.index.len() * s.outputs, MIN_SPLIT);
@@ -415,12 +411,11 @@ pub fn backward_weight(s: &Shape, x: &[f32], dy: &[f32]) -> Option<Vec<f32>> {
                             }
                         },
                     );
-                    let shape = Strided {
-                        rows: count,
-                        cols: outputs,
-                        stride: GRADIENT_LANES,
+                    let tile = Mat {
+                        row_stride: GRADIENT_LANES,
+                        ..Mat::new(&tile, count, outputs)
                     };
-                    transpose(&tile, shape, &mut out[i0..], s.inputs);
+                    transpose(tile, &mut out[i0..], s.inputs);
                 }
             },
         )

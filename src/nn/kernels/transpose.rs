@@ -2,38 +2,26 @@
 //! plain loop stores one value at a time, a row apart). Copies only, so the bits never depend
 //! on the instruction set.
 
-/// A row-major matrix in a slice: `rows × cols` values, rows `stride` apart.
-#[derive(Clone, Copy, Debug)]
-pub struct Strided {
-    pub rows: usize,
-    pub cols: usize,
-    pub stride: usize,
-}
+use super::gemm::Mat;
 
-impl Strided {
-    /// The slice length the matrix needs.
-    fn span(&self) -> usize {
-        if self.rows == 0 || self.cols == 0 {
-            0
-        } else {
-            (self.rows - 1) * self.stride + self.cols
-        }
-    }
-}
-
-/// `dst[c · dst_stride + r] = src[r · src.stride + c]` for every entry of `src`; the rest of
-/// `dst` is left as it is.
-pub fn transpose(src: &[f32], shape: Strided, dst: &mut [f32], dst_stride: usize) {
-    let transposed = Strided {
-        rows: shape.cols,
-        cols: shape.rows,
-        stride: dst_stride,
+/// `dst[c · dst_stride + r] = src[r, c]` for every entry of `src` (rows of contiguous values,
+/// `src.row_stride` apart); the rest of `dst` is left as it is.
+pub fn transpose(src: Mat, dst: &mut [f32], dst_stride: usize) {
+    let transposed = Mat {
+        data: dst,
+        rows: src.cols,
+        cols: src.rows,
+        row_stride: dst_stride,
+        col_stride: 1,
     };
     assert!(
-        src.len() >= shape.span() && dst.len() >= transposed.span(),
-        "transpose: {shape:?} does not fit"
+        src.col_stride == 1 && src.fits() && transposed.fits(),
+        "transpose: [{}, {}] (rows {} apart) does not fit",
+        src.rows,
+        src.cols,
+        src.row_stride
     );
-    let (rows8, cols8) = (shape.rows / 8 * 8, shape.cols / 8 * 8);
+    let (rows8, cols8) = (src.rows / 8 * 8, src.cols / 8 * 8);
     let mut blocks_done = false;
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
@@ -41,8 +29,8 @@ pub fn transpose(src: &[f32], shape: Strided, dst: &mut [f32], dst_stride: usize
         // the assert.
         unsafe {
             blocks_avx2(
-                src.as_ptr(),
-                shape,
+                src.data.as_ptr(),
+                src.row_stride,
                 rows8,
                 cols8,
                 dst.as_mut_ptr(),
@@ -51,13 +39,11 @@ pub fn transpose(src: &[f32], shape: Strided, dst: &mut [f32], dst_stride: usize
         };
         blocks_done = true;
     }
-    let at = |r: usize, c: usize| (c * dst_stride + r, r * shape.stride + c);
-    for r in 0..shape.rows {
+    for r in 0..src.rows {
         // The 8x8 blocks' part of the row when they were not done above; the tail always.
         let from = if blocks_done && r < rows8 { cols8 } else { 0 };
-        for c in from..shape.cols {
-            let (d, s) = at(r, c);
-            dst[d] = src[s];
+        for c in from..src.cols {
+            dst[c * dst_stride + r] = src.data[r * src.row_stride + c];
         }
     }
 }
@@ -66,7 +52,7 @@ pub fn transpose(src: &[f32], shape: Strided, dst: &mut [f32], dst_stride: usize
 #[target_feature(enable = "avx2")]
 unsafe fn blocks_avx2(
     src: *const f32,
-    shape: Strided,
+    src_stride: usize,
     rows8: usize,
     cols8: usize,
     dst: *mut f32,
@@ -78,7 +64,7 @@ unsafe fn blocks_avx2(
             // Macros, not closures: these must be compiled with AVX2 like the function.
             macro_rules! load {
                 ($k:expr) => {
-                    _mm256_loadu_ps(src.add((r0 + $k) * shape.stride + c0))
+                    _mm256_loadu_ps(src.add((r0 + $k) * src_stride + c0))
                 };
             }
             macro_rules! store {
@@ -141,12 +127,11 @@ mod tests {
         ] {
             let src: Vec<f32> = (0..rows * src_stride).map(|v| v as f32).collect();
             let mut dst = vec![-1.0; cols * dst_stride];
-            let shape = Strided {
-                rows,
-                cols,
-                stride: src_stride,
+            let shape = Mat {
+                row_stride: src_stride,
+                ..Mat::new(&src, rows, cols)
             };
-            transpose(&src, shape, &mut dst, dst_stride);
+            transpose(shape, &mut dst, dst_stride);
             for c in 0..cols {
                 for r in 0..dst_stride {
                     let want = if r < rows {
