@@ -71,6 +71,20 @@ fn assert_close(what: &str, got: &[f32], want: &[f32]) {
     );
 }
 
+/// Every output of a kernel's run (`[y, dx, dw, db?]`) against the reference run's.
+fn assert_runs_agree(what: &str, fast: &[Vec<f32>], plain: &[Vec<f32>]) {
+    let names = [
+        "output",
+        "input gradient",
+        "weight gradient",
+        "bias gradient",
+    ];
+    assert_eq!(fast.len(), plain.len(), "{what}: outputs");
+    for (name, (f, p)) in names.iter().zip(fast.iter().zip(plain)) {
+        assert_close(&format!("{name} of {what}"), f, p);
+    }
+}
+
 /// Output and gradients of `sum(conv(x, w, b) * r)` for fixed random x, w, b, r.
 fn conv_run(
     x: [usize; 4],
@@ -93,17 +107,7 @@ fn conv_run(
 fn check_conv(x: [usize; 4], w: [usize; 4], bias: bool, opts: ConvOptions<2>) {
     let fast = conv_run(x, w, bias, &opts, true);
     let plain = conv_run(x, w, bias, &opts, false);
-    for (what, (f, p)) in [
-        "output",
-        "input gradient",
-        "weight gradient",
-        "bias gradient",
-    ]
-    .iter()
-    .zip(fast.iter().zip(&plain))
-    {
-        assert_close(&format!("{what} of {x:?} * {w:?} {opts:?}"), f, p);
-    }
+    assert_runs_agree(&format!("{x:?} * {w:?} {opts:?}"), &fast, &plain);
 }
 
 #[test]
@@ -284,17 +288,7 @@ fn dense_layers_agree_with_burn() {
     for (n, i, o, bias) in [(60, 50, 30, true), (70, 33, 65, false), (1, 7, 3, true)] {
         let fast = dense_run(n, i, o, bias, true);
         let plain = dense_run(n, i, o, bias, false);
-        for (what, (f, p)) in [
-            "output",
-            "input gradient",
-            "weight gradient",
-            "bias gradient",
-        ]
-        .iter()
-        .zip(fast.iter().zip(&plain))
-        {
-            assert_close(&format!("{what} of [{n}, {i}] -> {o}"), f, p);
-        }
+        assert_runs_agree(&format!("[{n}, {i}] -> {o}"), &fast, &plain);
     }
 }
 
@@ -346,21 +340,8 @@ fn layers_with_mostly_one_input_value_agree_with_burn() {
         );
         let fast = sparse_dense_run(&x, n, outputs, bias, true);
         let plain = sparse_dense_run(&x, n, outputs, bias, false);
-        for (what, (f, p)) in [
-            "output",
-            "input gradient",
-            "weight gradient",
-            "bias gradient",
-        ]
-        .iter()
-        .zip(fast.iter().zip(&plain))
-        {
-            assert_close(
-                &format!("{what} of [{n}, {inputs}] -> {outputs}, c = {c}"),
-                f,
-                p,
-            );
-        }
+        let what = format!("[{n}, {inputs}] -> {outputs}, c = {c}");
+        assert_runs_agree(&what, &fast, &plain);
     }
     // Inputs that are not mostly one value keep the dense product.
     let shape = kernels::dense::Shape {
