@@ -360,3 +360,79 @@ fn gc_removes_only_what_no_given_file_needs() {
     let ls = lthc(&["cache", "ls", "--cache", "c", "one.lth"], dir.path());
     assert!(!String::from_utf8_lossy(&ls.stdout).contains("not used"));
 }
+
+/// `lthc run --jobs 2` trains in a second process (`lthc work`). Killed, the run takes it
+/// down too: the worker saves where it is and exits instead of training on unseen.
+#[test]
+fn a_killed_runs_worker_process_saves_and_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two seeds, so that two dense runs train at once; each long enough that a worker left
+    // alone would train for minutes.
+    let long = program(dir.path())
+        .replace("duration = 90 it", "duration = 200000 it")
+        .replace(
+            "  rewind = [0 it, 10 it]",
+            "  rewind = [0 it, 10 it]\n  seeds = 1..2",
+        );
+    std::fs::write(dir.path().join("long.lth"), long).unwrap();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_lthc"))
+        .args(["run", "-q", "--jobs", "2", "--cache", "c", "long.lth"])
+        .current_dir(dir.path())
+        .env_remove("LTHC_CACHE")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The step another process than the run's holds (`pid worker host job`): the worker's.
+    let steps = dir.path().join("c/steps");
+    let workers_step = || -> Option<(std::path::PathBuf, u32)> {
+        std::fs::read_dir(&steps).ok()?.flatten().find_map(|d| {
+            let owner = std::fs::read_to_string(d.path().join("lock")).ok()?;
+            let pid: u32 = owner.split_whitespace().next()?.parse().ok()?;
+            (pid != run.id()).then(|| (d.path(), pid))
+        })
+    };
+    // Held for a while: a training run, not an init.
+    let mut training = None;
+    for _ in 0..300 {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = workers_step();
+        if now.is_some() && now == training {
+            break;
+        }
+        training = now;
+    }
+    let (step, pid) = training.expect("no worker process trained within 30 s");
+    run.kill().unwrap(); // SIGKILL: the run cannot tell its worker anything
+    let _ = run.wait();
+    // Gone, or a zombie nobody has reaped yet.
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+        })
+    };
+    for _ in 0..200 {
+        if !running() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !running(),
+        "the worker still trains 10 s after its run was killed"
+    );
+    assert!(
+        !step.join("lock").exists(),
+        "the worker left its lock behind"
+    );
+    assert!(
+        !step.join("done").exists(),
+        "the worker finished instead of stopping"
+    );
+    assert!(
+        step.join("resume.ckpt").exists(),
+        "the worker's training run was not saved"
+    );
+}

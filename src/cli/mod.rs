@@ -7,6 +7,7 @@ mod inputs;
 mod report;
 mod run;
 mod slurm;
+mod work;
 
 use std::path::PathBuf;
 
@@ -155,6 +156,27 @@ enum Command {
         run: String,
         #[arg(long)]
         key: String,
+    },
+    /// One worker process of `lthc run --jobs N` (started by the run, on its files and cache).
+    #[command(hide = true)]
+    Work {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        cache: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// The run it works for.
+        #[arg(long)]
+        run: String,
+        /// Its name in lock files.
+        #[arg(long)]
+        worker: String,
+        /// The digest of the run's plan.
+        #[arg(long)]
+        plan: String,
     },
     /// Print the results in the cache, without training.
     Results {
@@ -308,6 +330,25 @@ pub fn main() -> i32 {
             },
             color,
         ),
+        Command::Work {
+            files,
+            cache,
+            data,
+            device,
+            run,
+            worker,
+            plan,
+        } => work::work(
+            &files,
+            work::WorkOptions {
+                cache,
+                data,
+                device,
+                run,
+                worker,
+                plan,
+            },
+        ),
         Command::Report {
             files,
             cache,
@@ -361,7 +402,8 @@ impl Command {
             | Command::Report { files, .. }
             | Command::Results { files, .. }
             | Command::Status { files, .. }
-            | Command::Step { files, .. } => Some(files),
+            | Command::Step { files, .. }
+            | Command::Work { files, .. } => Some(files),
             Command::Cache {
                 command: CacheCommand::Ls { files, .. } | CacheCommand::Gc { files, .. },
             } => Some(files),

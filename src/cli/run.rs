@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::commands::{checked, emit};
+use super::work;
 use super::Format;
 use crate::diag::{code, render_report, Diag};
 use crate::exec::{results, Executor};
@@ -79,7 +80,7 @@ pub fn run(files: &[PathBuf], o: RunOptions, color: bool) -> i32 {
         None | Some("local") => o
             .slurm
             .refuse_locally()
-            .and_then(|()| run_here(&p, setup, o.device.as_deref().unwrap_or("cpu"))),
+            .and_then(|()| run_here(&p, setup, o.device.as_deref().unwrap_or("cpu"), files)),
         Some(name) => {
             match super::slurm::run(files, &c, &p, setup, name, o.device.as_deref(), &o.slurm) {
                 Ok(Some(summary)) => Ok(summary),
@@ -113,20 +114,36 @@ pub fn run(files: &[PathBuf], o: RunOptions, color: bool) -> i32 {
 }
 
 /// Runs the plan on this machine's `device`.
-fn run_here(p: &Plan, setup: Setup, device: &str) -> Result<crate::exec::Summary, Box<Diag>> {
-    super::device::dispatch(device, Execute { plan: p, setup })
+fn run_here(
+    p: &Plan,
+    setup: Setup,
+    device: &str,
+    files: &[PathBuf],
+) -> Result<crate::exec::Summary, Box<Diag>> {
+    // Worker processes on the CPU; threads elsewhere (a process per GPU context is untested).
+    let processes = (device == "cpu").then_some(files);
+    super::device::dispatch(
+        device,
+        Execute {
+            plan: p,
+            setup,
+            processes,
+        },
+    )
 }
 
 /// [`execute`] on whichever backend the device names.
 struct Execute<'a> {
     plan: &'a Plan,
     setup: Setup,
+    /// The files, where the extra workers are to be processes (`lthc work`) rather than threads.
+    processes: Option<&'a [PathBuf]>,
 }
 
 impl super::device::OnDevice for Execute<'_> {
     type Output = crate::exec::Summary;
     fn run<B: TrainBackend>(self, device: B::Device) -> Result<Self::Output, Box<Diag>> {
-        execute::<B>(self.plan, self.setup, device)
+        execute::<B>(self.plan, self.setup, device, self.processes)
     }
 }
 
@@ -183,19 +200,36 @@ pub(super) struct Setup {
     pub color: bool,
 }
 
-/// Checks the datasets, then runs the plan with `jobs()` workers; per-step locks keep them
-/// (and other processes) from computing a step twice.
+/// Checks the datasets, then runs the plan with `jobs()` workers: this process's, and either
+/// threads or (given the files) `lthc work` processes for the others; per-step locks keep them
+/// (and other runs) from computing a step twice.
 fn execute<B: TrainBackend>(
     p: &Plan,
     setup: Setup,
     device: B::Device,
+    processes: Option<&[PathBuf]>,
 ) -> Result<crate::exec::Summary, Box<Diag>> {
     let mut first = Executor::<B>::new(setup.cache, setup.data, device, setup.progress);
     preflight(&mut first, p, setup.strict, setup.color)?;
     let n = jobs();
+    let mut workers = match processes {
+        Some(files) if n > 1 && std::env::current_exe().is_ok_and(|e| work::is_lthc(&e)) => {
+            let o = work::WorkOptions {
+                cache: first.cache.clone(),
+                data: first.data_dir.clone(),
+                device: "cpu".into(),
+                run: first.run_id.clone(),
+                worker: "process".into(),
+                plan: work::plan_digest(p),
+            };
+            work::Workers::spawn(n - 1, files, &o)
+        }
+        _ => work::Workers::none(),
+    };
+    let threads = n - workers.len();
     let outcomes: Vec<Result<crate::exec::Summary, crate::exec::ExecError>> =
         std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..n)
+            let handles: Vec<_> = (0..threads)
                 .map(|w| {
                     let progress = if w == 0 {
                         setup.progress
@@ -213,10 +247,28 @@ fn execute<B: TrainBackend>(
         });
     let mut total = crate::exec::Summary::default();
     for o in outcomes {
+        // Returning drops `workers`, which stops them (they save) and waits for them.
         let s = o.map_err(|e| Box::new(e.to_diag()))?;
         total.ran += s.ran;
         total.trained_iterations += s.trained_iterations;
         total.failed.extend(s.failed);
+    }
+    if crate::train::stop::requested() {
+        workers.stop();
+    }
+    let theirs = workers.finish(setup.color)?;
+    total.ran += theirs.ran;
+    total.trained_iterations += theirs.trained_iterations;
+    // The workers' failures are in the cache, under this run's id.
+    for step in &p.steps {
+        let dir = first.step_dir(&step.key);
+        if crate::exec::failure::failed_in(&dir, &first.run_id) {
+            if let Some(f) = crate::exec::failure::read(&dir) {
+                if !total.failed.iter().any(|g| g == &f) {
+                    total.failed.push(f);
+                }
+            }
+        }
     }
     let done: Vec<_> = p.steps.iter().filter(|s| first.is_done(&s.key)).collect();
     total.cached = done.len().saturating_sub(total.ran);

@@ -49,6 +49,7 @@ pub const EXEC_PANIC: &str = "lth::exec::panic";
 pub const EXEC_DIVERGED: &str = "lth::exec::diverged";
 pub const EXEC_STRICT: &str = "lth::exec::strict";
 pub const EXEC_INTERRUPTED: &str = "lth::exec::interrupted";
+pub const EXEC_WORKER: &str = "lth::exec::worker";
 
 pub const EXEC_EXECUTOR: &str = "lth::exec::executor";
 

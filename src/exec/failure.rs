@@ -11,7 +11,7 @@ use crate::diag::Diag;
 const FILE: &str = "failed.json";
 
 /// A step that failed in this run.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
     pub label: String,
     pub code: String,

@@ -225,7 +225,6 @@ impl<B: TrainBackend> Executor<B> {
             .filter(|s| !self.is_done(&s.key))
             .map(|s| s.iterations)
             .sum();
-        let mut trained = 0u64;
         let order = breadth_first(plan);
         // Steps that failed in this run, or need one that did (inputs come first in `order`).
         let mut blocked: HashSet<&str> = HashSet::new();
@@ -271,12 +270,20 @@ impl<B: TrainBackend> Executor<B> {
                 }
                 if self.progress == Progress::Bar {
                     let done = plan.steps.iter().filter(|s| self.is_done(&s.key)).count();
-                    let eta = eta(started, trained, to_train.saturating_sub(trained))
+                    // Counted from the cache: other workers (processes too) train their share.
+                    let left: u64 = plan
+                        .steps
+                        .iter()
+                        .filter(|s| !self.is_done(&s.key))
+                        .map(|s| s.iterations)
+                        .sum();
+                    let trained = to_train.saturating_sub(left);
+                    let eta = eta(started, trained, left)
                         .map(|e| format!(", eta {e}"))
                         .unwrap_or_default();
                     eprintln!(
                         "[{done}/{total} steps done, {} iterations left{eta}] {} {}",
-                        crate::plan::thousands(to_train.saturating_sub(trained)),
+                        crate::plan::thousands(left),
                         step.kind.word(),
                         step.label
                     );
@@ -290,7 +297,6 @@ impl<B: TrainBackend> Executor<B> {
                 counted[n] = true;
                 summary.ran += 1;
                 summary.trained_iterations += step.iterations;
-                trained += step.iterations;
             }
             if !waiting {
                 return Ok(());
