@@ -138,6 +138,28 @@ fn training_is_bit_for_bit_deterministic() {
     assert_eq!(a, b);
 }
 
+/// The training loop hands pieces of its work to other threads where there are: the forward
+/// product of a 1024 → 300 layer in pieces of columns, its weight gradient in blocks of rows,
+/// the optimizer update of its 307K weights in pieces. None of it may change a bit.
+#[test]
+fn training_does_not_depend_on_the_thread_count() {
+    let s = setup("adam(lr: 0.001)", "mlp(36, 1024, 300, 2)");
+    let trained =
+        || train::<B>(&job(&s, 6, &[]), start(&s), &Default::default(), |_| Ok(())).unwrap();
+    let on = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(trained)
+    };
+    let one = on(1);
+    assert_eq!(one, on(2), "1 vs 2 threads");
+    assert_eq!(one, on(3), "1 vs 3 threads");
+    // From outside rayon's threads (as the executor calls it), on all cores.
+    assert_eq!(one, trained(), "1 thread vs the default");
+}
+
 #[test]
 fn resuming_from_a_checkpoint_gives_identical_weights() {
     for optimizer in ["sgd(lr: 0.05, momentum: 0.9)", "adam(lr: 0.01)"] {

@@ -285,7 +285,15 @@ fn dense_run_on(x: Tensor<A, 2>, outputs: usize, bias: bool, fast: bool) -> Vec<
 #[test]
 fn dense_layers_agree_with_burn() {
     // Batches and outputs that are not multiples of the kernel's 32-row blocks.
-    for (n, i, o, bias) in [(60, 50, 30, true), (70, 33, 65, false), (1, 7, 3, true)] {
+    // LeNet's first layer at batch 60 and one with a narrow third piece: forward products
+    // in pieces of 160 outputs.
+    for (n, i, o, bias) in [
+        (60, 50, 30, true),
+        (70, 33, 65, false),
+        (1, 7, 3, true),
+        (60, 784, 300, true),
+        (100, 400, 330, false),
+    ] {
         let fast = dense_run(n, i, o, bias, true);
         let plain = dense_run(n, i, o, bias, false);
         assert_runs_agree(&format!("[{n}, {i}] -> {o}"), &fast, &plain);
@@ -450,6 +458,8 @@ fn kernels_do_not_depend_on_the_thread_count() {
             // Products large enough to split into row blocks, the last one partial: with
             // this shape, gemm's sums over all 3,000 rows at once differ in the last bit.
             out.extend(dense_run(3000, 3000, 8, true, true));
+            // One block of rows: the forward product in pieces of columns.
+            out.extend(dense_run(60, 784, 300, true, true));
             // Mostly-background inputs, enough entries (x outputs) to split between threads.
             out.extend(sparse_dense_run(&mostly_x, 600, 130, true, true));
             out

@@ -103,7 +103,40 @@ impl Prologue {
 /// lanes instead of SSE2's 4; the divisions and square roots of Adam and RMSProp are the cost),
 /// otherwise as compiled for the baseline. Same operations either way, and no FMA: the bits
 /// do not depend on which one runs.
+///
+/// Large parameters are updated in pieces of [`PIECE`] elements, on several threads where
+/// there are: each element's update is the same whichever piece and thread it falls to.
 fn apply(
+    step: &Step,
+    params: &mut [f32],
+    grads: &[f32],
+    state: &mut [&mut [f32]],
+    mask: Option<&[f32]>,
+) {
+    use crate::nn::kernels::parallel;
+    use rayon::prelude::*;
+    if !parallel::worth(params.len(), 2 * PIECE) {
+        return apply_piece(step, params, grads, state, mask);
+    }
+    let mut slots: Vec<_> = state.iter_mut().map(|s| s.chunks_mut(PIECE)).collect();
+    let mut masks = mask.map(|m| m.chunks(PIECE));
+    let pieces: Vec<_> = params
+        .chunks_mut(PIECE)
+        .zip(grads.chunks(PIECE))
+        .map(|(p, g)| {
+            let state: Vec<&mut [f32]> = slots.iter_mut().filter_map(Iterator::next).collect();
+            (p, g, state, masks.as_mut().and_then(Iterator::next))
+        })
+        .collect();
+    pieces
+        .into_par_iter()
+        .for_each(|(p, g, mut state, mask)| apply_piece(step, p, g, &mut state, mask));
+}
+
+/// Elements per piece of a split update: 128 KiB of each buffer.
+const PIECE: usize = 1 << 15;
+
+fn apply_piece(
     step: &Step,
     params: &mut [f32],
     grads: &[f32],
@@ -235,8 +268,7 @@ mod tests {
 
     /// Twenty steps of the fused update and of the tensor chain from the same state: every
     /// parameter and state value has the same bits.
-    fn same_bits(optimizer: Optimizer, weight_decay: f64, masked: bool) {
-        let n = 1003; // not a multiple of any vector width
+    fn same_bits(optimizer: Optimizer, weight_decay: f64, masked: bool, n: usize) {
         let mut rng = Rng::new(7);
         let p0 = random(n, &mut rng);
         let mask: Vec<f32> = (0..n).map(|i| f32::from(u8::from(i % 3 != 0))).collect();
@@ -310,9 +342,16 @@ mod tests {
                 eps: 1e-8,
             },
         ];
+        // Not a multiple of any vector width; and split into pieces on three threads, the
+        // last one partial.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
         for o in optimizers {
             for (wd, masked) in [(0.0, false), (1e-4, false), (0.0, true), (5e-4, true)] {
-                same_bits(o.clone(), wd, masked);
+                same_bits(o.clone(), wd, masked, 1003);
+                pool.install(|| same_bits(o.clone(), wd, masked, 3 * PIECE + 1003));
             }
         }
     }

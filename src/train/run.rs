@@ -189,6 +189,21 @@ pub fn train<B: TrainBackend>(
     job: &Job,
     state: State,
     device: &B::Device,
+    save: impl FnMut(&State) -> Result<(), String> + Send,
+) -> Result<State, TrainError> {
+    // With several threads the loop runs on one of rayon's: a kernel's pieces then go to the
+    // others by work stealing, instead of waking them and putting this thread to sleep on
+    // every split.
+    if rayon::current_thread_index().is_none() && rayon::current_num_threads() > 1 {
+        return rayon::scope(|_| train_here::<B>(job, state, device, save));
+    }
+    train_here::<B>(job, state, device, save)
+}
+
+fn train_here<B: TrainBackend>(
+    job: &Job,
+    state: State,
+    device: &B::Device,
     mut save: impl FnMut(&State) -> Result<(), String>,
 ) -> Result<State, TrainError> {
     crate::keep_freed_memory();

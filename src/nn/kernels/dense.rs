@@ -1,6 +1,7 @@
 //! Dense layers on the CPU: `y = x · wᵀ + b` and its gradients as strided GEMMs, so no
 //! transposed copy is ever made (flex's matmul makes transposed operands contiguous first).
-//! Rows of the output are split into fixed blocks that run in parallel.
+//! Rows of the output are split into fixed blocks, and a forward product of one block into
+//! fixed pieces of columns, that run in parallel.
 
 use super::gemm::{matmul, Mat};
 use super::parallel;
@@ -10,6 +11,18 @@ use super::parallel;
 /// gemm packs the transposed operand (the weights, in the forward pass) once per block, and
 /// with 32-row blocks that packing was a fifth of a LeNet step at batch 128.
 const BLOCK: usize = 128;
+
+/// Output columns per piece of a forward product that is one block of rows: fixed, like the
+/// blocks. LeNet-300-100's largest product (batch 60, 784 → 300) is one block of rows; in two
+/// pieces of columns a second thread takes half of it (+20–30% per step at two threads, −3%
+/// at one, where each piece packs the input again).
+const COLUMNS: usize = 160;
+
+/// The smallest product (multiply-adds) handed to more than one thread. From the training
+/// loop, which runs on one of rayon's threads, a hand-off is a work steal: LeNet's 14M
+/// multiply-add products gain from a second thread (from any other thread, each hand-off
+/// put the caller to sleep and they did not).
+const MIN_SPLIT: usize = 4 << 20;
 
 /// `[batch, inputs] → [batch, outputs]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,9 +37,7 @@ fn blocked(dst: &mut [f32], cols: usize, a: Mat, b: Mat) {
     if cols == 0 {
         return;
     }
-    // Measured: LeNet-300-100's largest product (60×784×300, 14M multiply-adds) is faster on
-    // one thread than handed to two.
-    let split = parallel::worth(dst.len() * a.cols, 64 << 20);
+    let split = parallel::worth(dst.len() * a.cols, MIN_SPLIT);
     parallel::for_chunks(split, dst, BLOCK * cols, |i, out| {
         let rows = out.len() / cols;
         let a = Mat {
@@ -40,13 +51,47 @@ fn blocked(dst: &mut [f32], cols: usize, a: Mat, b: Mat) {
 
 /// `y = x · wᵀ + b`: x `[batch, inputs]`, w `[outputs, inputs]`.
 pub fn forward(s: &Shape, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
-    let mut y = vec![0.0; s.batch * s.outputs];
-    let x = Mat::new(x, s.batch, s.inputs);
-    let w = Mat::new(w, s.outputs, s.inputs);
-    blocked(&mut y, s.outputs, x, w.t());
+    let work = s.batch * s.outputs * s.inputs;
+    let mut y = if s.batch <= BLOCK && s.outputs > COLUMNS && work >= MIN_SPLIT {
+        by_columns(s, x, w)
+    } else {
+        let mut y = vec![0.0; s.batch * s.outputs];
+        let x = Mat::new(x, s.batch, s.inputs);
+        blocked(&mut y, s.outputs, x, Mat::new(w, s.outputs, s.inputs).t());
+        y
+    };
     if let Some(b) = bias {
         for row in y.chunks_exact_mut(s.outputs.max(1)) {
             row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+        }
+    }
+    y
+}
+
+/// `x · wᵀ` in pieces of [`COLUMNS`] outputs, each a product of its own (in parallel where
+/// worth it), then laid side by side.
+fn by_columns(s: &Shape, x: &[f32], w: &[f32]) -> Vec<f32> {
+    let x = Mat::new(x, s.batch, s.inputs);
+    let pieces = s.outputs.div_ceil(COLUMNS);
+    let split = parallel::worth(s.batch * s.outputs * s.inputs, MIN_SPLIT);
+    let parts = parallel::map(split, pieces, |j| {
+        let columns = j * COLUMNS..((j + 1) * COLUMNS).min(s.outputs);
+        let w = &w[columns.start * s.inputs..columns.end * s.inputs];
+        let mut part = vec![0.0; s.batch * columns.len()];
+        matmul(
+            &mut part,
+            x,
+            Mat::new(w, columns.len(), s.inputs).t(),
+            false,
+        );
+        part
+    });
+    let mut y = vec![0.0; s.batch * s.outputs];
+    for (j, part) in parts.iter().enumerate() {
+        let width = part.len() / s.batch.max(1);
+        let rows = y.chunks_exact_mut(s.outputs).zip(part.chunks_exact(width));
+        for (row, piece) in rows {
+            row[j * COLUMNS..j * COLUMNS + width].copy_from_slice(piece);
         }
     }
     y

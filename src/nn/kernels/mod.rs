@@ -17,7 +17,7 @@ pub mod conv;
 pub mod dense;
 mod flex;
 mod gemm;
-mod parallel;
+pub(crate) mod parallel;
 pub mod simd;
 pub mod sparse_input;
 mod transpose;

@@ -43,8 +43,10 @@ const GRADIENT_LANES: usize = 64;
 /// Examples per piece of parallel work (forward).
 const PIECE: usize = 16;
 
-/// Multiply-adds below which splitting between threads does not pay.
-const MIN_SPLIT: usize = 8 << 20;
+/// Multiply-adds below which splitting between threads does not pay. From the training loop
+/// (on one of rayon's threads, so a hand-off is a work steal) MNIST's first layer at batch
+/// 128, ~6M, gains: +15–25% per step at two threads.
+const MIN_SPLIT: usize = 2 << 20;
 
 /// The entries of `x` (`rows × cols`) that differ from its background, grouped by row, when
 /// the layer is large enough and at most [`MAX_DENSITY`] of `x` differs. The background is
