@@ -16,6 +16,10 @@ thread_local! {
     static LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
+/// Where the last quiet panic on any thread happened: a training loop runs on one of rayon's
+/// threads, and its panic reaches the step's thread by unwinding, without the location.
+static ANY_THREAD: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
 fn install_hook() {
     HOOK.call_once(|| {
         let default = std::panic::take_hook();
@@ -26,6 +30,9 @@ fn install_hook() {
             let at = info
                 .location()
                 .map(|l| format!("{}:{}", l.file(), l.line()));
+            if let Ok(mut any) = ANY_THREAD.lock() {
+                any.clone_from(&at);
+            }
             LOCATION.with(|l| *l.borrow_mut() = at);
         }));
     });
@@ -43,7 +50,9 @@ pub fn catch<T>(step: impl FnOnce() -> T) -> Result<T, String> {
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "a panic".into());
-        match LOCATION.with(|l| l.borrow_mut().take()) {
+        let here = LOCATION.with(|l| l.borrow_mut().take());
+        let elsewhere = || ANY_THREAD.lock().ok().and_then(|mut a| a.take());
+        match here.or_else(elsewhere) {
             Some(at) => format!("{message} (at {at})"),
             None => message,
         }
@@ -60,5 +69,8 @@ mod tests {
         assert!(err.contains("src/exec/panic.rs:"), "{err}");
         let err = super::catch(|| -> u8 { panic!("{} of {}", 3, 2) }).unwrap_err();
         assert!(err.starts_with("3 of 2"), "{err}");
+        // On a thread of rayon's, as a training loop runs.
+        let err = super::catch(|| -> u8 { rayon::scope(|_| panic!("on a worker")) }).unwrap_err();
+        assert!(err.starts_with("on a worker (at "), "{err}");
     }
 }
