@@ -14,8 +14,9 @@ const BLOCK: usize = 128;
 
 /// Output columns per piece of a forward product that is one block of rows: fixed, like the
 /// blocks. LeNet-300-100's largest product (batch 60, 784 → 300) is one block of rows; in two
-/// pieces of columns a second thread takes half of it (+20–30% per step at two threads, −3%
-/// at one, where each piece packs the input again).
+/// pieces of columns a second thread takes half of it (+20–30% per step at two threads in
+/// short alternating probes, not seen in a bench run; ~−3% at one, where each piece packs the
+/// input again).
 const COLUMNS: usize = 160;
 
 /// The smallest product (multiply-adds) handed to more than one thread. From the training

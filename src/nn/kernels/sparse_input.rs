@@ -45,7 +45,7 @@ const PIECE: usize = 16;
 
 /// Multiply-adds below which splitting between threads does not pay. From the training loop
 /// (on one of rayon's threads, so a hand-off is a work steal) MNIST's first layer at batch
-/// 128, ~6M, gains: +15–25% per step at two threads.
+/// 128, ~6M, gains: +11% per step at two threads (bench run; +15–25% in probes).
 const MIN_SPLIT: usize = 2 << 20;
 
 /// The entries of `x` (`rows × cols`) that differ from its background, grouped by row, when
