@@ -27,6 +27,18 @@ fn results(dir: &Path, cache: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// `lthc args` started in `dir`, its output thrown away: a run to kill.
+fn start(args: &[&str], dir: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_lthc"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("LTHC_CACHE")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn killed_runs_resume_to_identical_results() {
     let dir = tempfile::tempdir().unwrap();
@@ -46,14 +58,10 @@ fn killed_runs_resume_to_identical_results() {
     // Kill at several points (a fixed, spread-out set, so the test is repeatable).
     let mut kills = 0;
     for delay_ms in [40u64, 90, 150, 230, 330, 460, 620, 800, 1100, 1500] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lthc"))
-            .args(["run", "-q", "--cache", "crashed", "crash.lth"])
-            .current_dir(dir.path())
-            .env_remove("LTHC_CACHE")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = start(
+            &["run", "-q", "--cache", "crashed", "crash.lth"],
+            dir.path(),
+        );
         std::thread::sleep(Duration::from_millis(delay_ms));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
@@ -375,14 +383,10 @@ fn a_killed_runs_worker_process_saves_and_stops() {
             "  rewind = [0 it, 10 it]\n  seeds = 1..2",
         );
     std::fs::write(dir.path().join("long.lth"), long).unwrap();
-    let mut run = Command::new(env!("CARGO_BIN_EXE_lthc"))
-        .args(["run", "-q", "--jobs", "2", "--cache", "c", "long.lth"])
-        .current_dir(dir.path())
-        .env_remove("LTHC_CACHE")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut run = start(
+        &["run", "-q", "--jobs", "2", "--cache", "c", "long.lth"],
+        dir.path(),
+    );
     // The step another process than the run's holds (`pid worker host job`): the worker's.
     let steps = dir.path().join("c/steps");
     let workers_step = || -> Option<(std::path::PathBuf, u32)> {

@@ -212,6 +212,15 @@ impl<B: TrainBackend> Executor<B> {
         }
     }
 
+    /// The iterations of the plan's steps that are not done yet.
+    fn iterations_left(&self, plan: &Plan) -> u64 {
+        plan.steps
+            .iter()
+            .filter(|s| !self.is_done(&s.key))
+            .map(|s| s.iterations)
+            .sum()
+    }
+
     /// Runs, in dependency order, every step that is not done, not locked by another worker,
     /// and whose inputs are done; waits while others hold the only steps left.
     fn pass(&mut self, plan: &Plan, summary: &mut Summary) -> Result<(), ExecError> {
@@ -219,12 +228,7 @@ impl<B: TrainBackend> Executor<B> {
         let mut counted = vec![false; total];
         // For the sweep-wide progress line: iterations left and the speed measured so far.
         let started = std::time::Instant::now();
-        let to_train: u64 = plan
-            .steps
-            .iter()
-            .filter(|s| !self.is_done(&s.key))
-            .map(|s| s.iterations)
-            .sum();
+        let to_train = self.iterations_left(plan);
         let order = breadth_first(plan);
         // Steps that failed in this run, or need one that did (inputs come first in `order`).
         let mut blocked: HashSet<&str> = HashSet::new();
@@ -271,12 +275,7 @@ impl<B: TrainBackend> Executor<B> {
                 if self.progress == Progress::Bar {
                     let done = plan.steps.iter().filter(|s| self.is_done(&s.key)).count();
                     // Counted from the cache: other workers (processes too) train their share.
-                    let left: u64 = plan
-                        .steps
-                        .iter()
-                        .filter(|s| !self.is_done(&s.key))
-                        .map(|s| s.iterations)
-                        .sum();
+                    let left = self.iterations_left(plan);
                     let trained = to_train.saturating_sub(left);
                     let eta = eta(started, trained, left)
                         .map(|e| format!(", eta {e}"))
