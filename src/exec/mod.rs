@@ -30,7 +30,7 @@ use crate::data::{self, DataError, Dataset};
 use crate::diag::{code, Diag};
 use crate::plan::{Plan, Step};
 use crate::train::{Progress, State, TrainBackend, TrainError};
-use order::breadth_first;
+use order::longest_chain_first;
 
 /// Why a run stopped.
 #[derive(Debug)]
@@ -221,31 +221,34 @@ impl<B: TrainBackend> Executor<B> {
             .sum()
     }
 
-    /// Runs, in dependency order, every step that is not done, not locked by another worker,
-    /// and whose inputs are done; waits while others hold the only steps left.
+    /// Runs every step that is not done, not locked by another worker, and whose inputs are
+    /// done, each time the first such step in [`longest_chain_first`] order (the scan starts
+    /// again after each step: finishing one can make a step with more work ahead ready); waits
+    /// while others hold the only steps left.
     fn pass(&mut self, plan: &Plan, summary: &mut Summary) -> Result<(), ExecError> {
         let total = plan.steps.len();
         let mut counted = vec![false; total];
         // For the sweep-wide progress line: iterations left and the speed measured so far.
         let started = std::time::Instant::now();
         let to_train = self.iterations_left(plan);
-        let order = breadth_first(plan);
+        let order = longest_chain_first(plan);
         // Steps that failed in this run, or need one that did (inputs come first in `order`).
         let mut blocked: HashSet<&str> = HashSet::new();
-        loop {
+        'scan: loop {
             if crate::train::stop::requested() {
                 return Err(ExecError::Interrupted);
             }
             let mut waiting = false;
-            let mut progressed = false;
             for &n in &order {
                 let step = &plan.steps[n];
+                // Done stays done within a pass: only steps not seen done are looked up.
+                if counted[n] {
+                    continue;
+                }
                 if self.is_done(&step.key) {
-                    if !counted[n] {
-                        counted[n] = true;
-                        summary.cached += 1;
-                        summary.cached_iterations += step.iterations;
-                    }
+                    counted[n] = true;
+                    summary.cached += 1;
+                    summary.cached_iterations += step.iterations;
                     continue;
                 }
                 if blocked.contains(step.key.as_str()) {
@@ -287,22 +290,20 @@ impl<B: TrainBackend> Executor<B> {
                         step.label
                     );
                 }
-                progressed = true;
                 if let Err(failure) = self.execute_locked(plan, step)? {
                     summary.failed.push(failure);
                     blocked.insert(&step.key);
-                    continue;
+                    continue 'scan;
                 }
                 counted[n] = true;
                 summary.ran += 1;
                 summary.trained_iterations += step.iterations;
+                continue 'scan;
             }
             if !waiting {
                 return Ok(());
             }
-            if !progressed {
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
     }
 

@@ -1,33 +1,33 @@
-//! The order in which a worker looks for a step to run: by depth in the plan's graph (how
-//! many steps lie before it), then plan order. Every chain of a sweep (one per rewind point
-//! and seed) then advances a level at a time, so that when the chains differ in length the
-//! short ones run beside the long ones instead of after them, with one core left idle.
-//! Inputs still come before the steps that need them.
-
-use std::collections::HashMap;
+//! The order in which a worker looks for a step to run: the most work still ahead of a step
+//! first (its own training iterations and the longest chain of steps that need it), then plan
+//! order. With several workers, the step on the longest remaining chain starts first, so the
+//! chains of a sweep (one per rewind point and seed, of different lengths) end close together
+//! instead of leaving a short chain's last step running alone on one core. Every step counts
+//! at least one unit, so a step always comes before the steps that need it.
 
 use crate::plan::Plan;
 
-/// Indices of `plan.steps`, shallowest first, plan order within a depth.
-pub fn breadth_first(plan: &Plan) -> Vec<usize> {
-    let mut depth: HashMap<&str, usize> = HashMap::new();
-    let depths: Vec<usize> = plan
+/// Indices of `plan.steps`, the longest remaining chain first, plan order between equals.
+/// Relies on the plan listing every step after its inputs.
+pub fn longest_chain_first(plan: &Plan) -> Vec<usize> {
+    let index: std::collections::HashMap<&str, usize> = plan
         .steps
         .iter()
-        .map(|s| {
-            let d = s
-                .inputs
-                .iter()
-                .filter_map(|i| depth.get(i.as_str()))
-                .map(|d| d + 1)
-                .max()
-                .unwrap_or(0);
-            depth.insert(&s.key, d);
-            d
-        })
+        .enumerate()
+        .map(|(n, s)| (s.key.as_str(), n))
         .collect();
+    // ahead[n]: step n's cost plus the most that any step needing it has ahead of it.
+    let mut ahead: Vec<u64> = vec![0; plan.steps.len()];
+    for (n, step) in plan.steps.iter().enumerate().rev() {
+        ahead[n] += step.iterations + 1;
+        for input in &step.inputs {
+            if let Some(&i) = index.get(input.as_str()) {
+                ahead[i] = ahead[i].max(ahead[n]);
+            }
+        }
+    }
     let mut order: Vec<usize> = (0..plan.steps.len()).collect();
-    order.sort_by_key(|&i| (depths[i], i));
+    order.sort_by_key(|&n| (std::cmp::Reverse(ahead[n]), n));
     order
 }
 
@@ -35,16 +35,18 @@ pub fn breadth_first(plan: &Plan) -> Vec<usize> {
 mod tests {
     use super::*;
     use crate::check::{check_files, Memory};
+    use std::collections::HashMap;
 
     #[test]
-    fn chains_advance_level_by_level_with_inputs_first() {
+    fn the_longest_chain_goes_first_with_inputs_before_the_steps_that_need_them() {
+        // Chains of 3 x 100, 3 x 60 and 3 x 10 iterations after the dense run.
         let src = r#"import "stdlib/mnist.lth"
 experiment e {
   network = lenet
   data = mnist
   train = lenet_adam with { duration = 100 it }
-  prune = magnitude(global, 20%) for 2 levels
-  rewind = [0 it, 10 it]
+  prune = magnitude(global, 20%) for 3 levels
+  rewind = [0 it, 40 it, 90 it]
 }
 "#;
         let mut mem = Memory::default();
@@ -52,7 +54,7 @@ experiment e {
         let (_, checked, diags) = check_files(&["e.lth".into()], &mem);
         assert!(diags.is_empty(), "{diags:?}");
         let plan = crate::plan::build(&checked.experiments);
-        let order = breadth_first(&plan);
+        let order = longest_chain_first(&plan);
         let position: HashMap<&str, usize> = order
             .iter()
             .enumerate()
@@ -67,20 +69,18 @@ experiment e {
                 );
             }
         }
-        // Both rewind points' level-1 retraining comes before either level-2 retraining.
-        let trains: Vec<&str> = order
+        // Retraining steps by iterations: each by the iterations ahead of it (300, 200, 180,
+        // 120, 100, 60, 30, 20, 10), not level by level; a breadth-first order would start
+        // all three chains before any second level, and end on a short chain's last step.
+        let trains: Vec<u64> = order
             .iter()
             .map(|&i| &plan.steps[i])
             .filter(|s| s.label.starts_with("train imp"))
-            .map(|s| s.label.as_str())
+            .map(|s| s.iterations)
             .collect();
-        assert_eq!(trains.len(), 4, "{trains:?}");
-        assert!(
-            trains[..2].iter().all(|l| l.contains("level 1")),
-            "{trains:?}"
-        );
-        assert!(
-            trains[2..].iter().all(|l| l.contains("level 2")),
+        assert_eq!(
+            trains,
+            [100, 100, 60, 60, 100, 60, 10, 10, 10],
             "{trains:?}"
         );
     }
