@@ -16,10 +16,7 @@ pub const TRAIN_FILES: [&str; 5] = [
 pub const TEST_FILE: &str = "test_batch.bin";
 
 fn read_batches(dir: &Path, names: &[&str]) -> Result<Examples, DataError> {
-    let mut ex = Examples {
-        shape: [3, 32, 32],
-        ..Default::default()
-    };
+    let (mut pixels, mut labels) = (Vec::new(), Vec::new());
     for name in names {
         let path = dir.join(name);
         let bytes = std::fs::read(&path).map_err(|e| {
@@ -55,11 +52,15 @@ fn read_batches(dir: &Path, names: &[&str]) -> Result<Examples, DataError> {
                     "is this the CIFAR-100 binary format?",
                 ));
             }
-            ex.labels.push(u16::from(rec[0]));
-            ex.pixels.extend_from_slice(&rec[1..]);
+            labels.push(u16::from(rec[0]));
+            pixels.extend_from_slice(&rec[1..]);
         }
     }
-    Ok(ex)
+    Ok(Examples {
+        shape: [3, 32, 32],
+        pixels: pixels.into(),
+        labels,
+    })
 }
 
 pub fn load_dir(dir: &Path) -> Result<(Examples, Examples), DataError> {

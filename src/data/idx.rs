@@ -3,6 +3,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use super::pixels::{open_unzipped, Pixels};
 use super::{DataError, Examples};
 use crate::diag::code;
 
@@ -19,37 +20,37 @@ pub fn find(dir: &Path, name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The bytes of a file, gunzipped if it is gzipped.
-pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
-    let raw = std::fs::read(path).map_err(|e| {
+/// The bytes of a file: mapped, or read and gunzipped if it is gzipped.
+pub fn read_maybe_gz(path: &Path) -> Result<Pixels, DataError> {
+    let unreadable = |e: std::io::Error| {
         DataError::new(
             code::DATA_MISSING,
             path,
             format!("cannot read: {e}"),
             "check the file's permissions",
         )
-    })?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| {
-                DataError::new(
-                    code::DATA_FORMAT,
-                    path,
-                    format!("not a valid gzip file ({e})"),
-                    "the download was probably cut short: delete the file and fetch it again",
-                )
-            })?;
-        return Ok(out);
+    };
+    if let Some(file) = open_unzipped(path).map_err(unreadable)? {
+        return Pixels::map(&file).map_err(unreadable);
     }
-    Ok(raw)
+    let raw = std::fs::read(path).map_err(unreadable)?;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(&raw[..])
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            DataError::new(
+                code::DATA_FORMAT,
+                path,
+                format!("not a valid gzip file ({e})"),
+                "the download was probably cut short: delete the file and fetch it again",
+            )
+        })?;
+    Ok(out.into())
 }
 
 /// Parses an IDX file of unsigned bytes: its dimensions and data. The data is the file's
-/// buffer with the header moved out, so a 47 MB image file is not copied into fresh memory
-/// (page faults on every load).
-pub fn parse(mut bytes: Vec<u8>, path: &Path) -> Result<(Vec<usize>, Vec<u8>), DataError> {
+/// bytes past the header (a mapped file stays mapped), so a 47 MB image file is not copied.
+pub fn parse(bytes: Pixels, path: &Path) -> Result<(Vec<usize>, Pixels), DataError> {
     let bad = |what: String| {
         DataError::new(
             code::DATA_FORMAT,
@@ -98,8 +99,7 @@ pub fn parse(mut bytes: Vec<u8>, path: &Path) -> Result<(Vec<usize>, Vec<u8>), D
             }
         )));
     }
-    bytes.drain(..header);
-    Ok((dims, bytes))
+    Ok((dims, bytes.skip(header)))
 }
 
 fn load_pair(dir: &Path, images: &str, labels: &str) -> Result<Examples, DataError> {
@@ -138,7 +138,7 @@ fn load_pair(dir: &Path, images: &str, labels: &str) -> Result<Examples, DataErr
     Ok(Examples {
         shape: [1, idims[1], idims[2]],
         pixels,
-        labels: labels_raw.into_iter().map(u16::from).collect(),
+        labels: labels_raw.iter().map(|&l| u16::from(l)).collect(),
     })
 }
 
@@ -167,12 +167,43 @@ mod tests {
     #[test]
     fn round_trip_and_truncation() {
         let bytes = encode(&[2, 2, 3], &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
-        let (dims, data) = parse(bytes.clone(), Path::new("x")).unwrap();
+        let (dims, data) = parse(bytes.clone().into(), Path::new("x")).unwrap();
         assert_eq!(dims, vec![2, 2, 3]);
         assert_eq!(data.len(), 12);
-        let err = parse(bytes[..bytes.len() - 1].to_vec(), Path::new("x")).unwrap_err();
+        let err = parse(bytes[..bytes.len() - 1].to_vec().into(), Path::new("x")).unwrap_err();
         assert!(err.problem.contains("truncated"), "{}", err.problem);
-        let err = parse(b"PK\x03\x04".to_vec(), Path::new("x")).unwrap_err();
+        let err = parse(b"PK\x03\x04".to_vec().into(), Path::new("x")).unwrap_err();
         assert!(err.problem.contains("magic"));
+    }
+
+    #[test]
+    fn raw_files_are_mapped_and_gzipped_ones_read_with_the_same_examples() {
+        use std::io::Write;
+        let pixels: Vec<u8> = (0..3 * 4 * 5).map(|i| (i * 37 % 256) as u8).collect();
+        let images = encode(&[3, 4, 5], &pixels);
+        let labels = encode(&[3], &[7, 0, 9]);
+        let (raw, gz) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        for (name, bytes) in [(TRAIN_IMAGES, &images), (TRAIN_LABELS, &labels)] {
+            std::fs::write(raw.path().join(name), bytes).unwrap();
+            let file = std::fs::File::create(gz.path().join(format!("{name}.gz"))).unwrap();
+            let mut z = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+            z.write_all(bytes).unwrap();
+            z.finish().unwrap();
+        }
+        let mapped = load_pair(raw.path(), TRAIN_IMAGES, TRAIN_LABELS).unwrap();
+        let read = load_pair(gz.path(), TRAIN_IMAGES, TRAIN_LABELS).unwrap();
+        assert!(mapped.pixels.is_mapped() && !read.pixels.is_mapped());
+        for ex in [&mapped, &read] {
+            assert_eq!(ex.shape, [1, 4, 5]);
+            assert_eq!(&ex.pixels[..], &pixels[..]);
+            assert_eq!(ex.labels, [7, 0, 9]);
+            assert_eq!(ex.image(2), &pixels[40..60]);
+        }
+        // A mapped file too short for its header is refused like a read one (the mapping
+        // above is gone first: truncating a mapped file in place is what must not happen).
+        drop(mapped);
+        std::fs::write(raw.path().join(TRAIN_IMAGES), &images[..images.len() - 1]).unwrap();
+        let err = load_pair(raw.path(), TRAIN_IMAGES, TRAIN_LABELS).unwrap_err();
+        assert!(err.problem.contains("truncated"), "{}", err.problem);
     }
 }

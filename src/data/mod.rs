@@ -6,6 +6,7 @@ pub mod cifar;
 pub mod fetch;
 pub mod folder;
 pub mod idx;
+pub mod pixels;
 
 use std::path::{Path, PathBuf};
 
@@ -61,7 +62,7 @@ impl std::fmt::Display for DataError {
 #[derive(Debug, Clone, Default)]
 pub struct Examples {
     pub shape: [usize; 3],
-    pub pixels: Vec<u8>,
+    pub pixels: pixels::Pixels,
     pub labels: Vec<u16>,
 }
 
