@@ -40,6 +40,42 @@ pub(crate) enum Format {
     Json,
 }
 
+/// What a process started for a run (a Slurm step, a worker) is told: the run's files,
+/// cache, data, device and id.
+#[derive(clap::Args, Debug)]
+pub struct RunJob {
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    #[arg(long)]
+    pub cache: PathBuf,
+    #[arg(long)]
+    pub data: PathBuf,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// The run it works for (its failures are recorded under this id).
+    #[arg(long)]
+    pub run: String,
+}
+
+impl RunJob {
+    /// A quiet executor for this run, `worker` in lock files.
+    fn executor<B: crate::train::TrainBackend>(
+        &self,
+        device: B::Device,
+        worker: &str,
+    ) -> crate::exec::Executor<B> {
+        let mut ex = crate::exec::Executor::<B>::new(
+            self.cache.clone(),
+            self.data.clone(),
+            device,
+            crate::train::Progress::Quiet,
+        );
+        ex.run_id = self.run.clone();
+        ex.worker = worker.into();
+        ex
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Check .lth files: syntax, names, types, units, ranges, network shapes.
@@ -143,34 +179,16 @@ enum Command {
     /// Run one step of the files' plan (what each Slurm job runs).
     #[command(hide = true)]
     Step {
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        #[arg(long)]
-        cache: PathBuf,
-        #[arg(long)]
-        data: PathBuf,
-        #[arg(long, default_value = "cpu")]
-        device: String,
-        /// The run that submitted the step.
-        #[arg(long)]
-        run: String,
+        #[command(flatten)]
+        job: RunJob,
         #[arg(long)]
         key: String,
     },
     /// One worker process of `lthc run --jobs N` (started by the run, on its files and cache).
     #[command(hide = true)]
     Work {
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        #[arg(long)]
-        cache: PathBuf,
-        #[arg(long)]
-        data: PathBuf,
-        #[arg(long, default_value = "cpu")]
-        device: String,
-        /// The run it works for.
-        #[arg(long)]
-        run: String,
+        #[command(flatten)]
+        job: RunJob,
         /// Its name in lock files.
         #[arg(long)]
         worker: String,
@@ -312,43 +330,8 @@ pub fn main() -> i32 {
             color,
         ),
         Command::Status { files, cache } => slurm::status(&files, cache, color),
-        Command::Step {
-            files,
-            cache,
-            data,
-            device,
-            run,
-            key,
-        } => slurm::step(
-            &files,
-            slurm::StepOptions {
-                cache,
-                data,
-                device,
-                run,
-                key,
-            },
-            color,
-        ),
-        Command::Work {
-            files,
-            cache,
-            data,
-            device,
-            run,
-            worker,
-            plan,
-        } => work::work(
-            &files,
-            work::WorkOptions {
-                cache,
-                data,
-                device,
-                run,
-                worker,
-                plan,
-            },
-        ),
+        Command::Step { job, key } => slurm::step(job, key, color),
+        Command::Work { job, worker, plan } => work::work(job, worker, plan),
         Command::Report {
             files,
             cache,
@@ -402,8 +385,14 @@ impl Command {
             | Command::Report { files, .. }
             | Command::Results { files, .. }
             | Command::Status { files, .. }
-            | Command::Step { files, .. }
-            | Command::Work { files, .. } => Some(files),
+            | Command::Step {
+                job: RunJob { files, .. },
+                ..
+            }
+            | Command::Work {
+                job: RunJob { files, .. },
+                ..
+            } => Some(files),
             Command::Cache {
                 command: CacheCommand::Ls { files, .. } | CacheCommand::Gc { files, .. },
             } => Some(files),

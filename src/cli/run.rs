@@ -214,15 +214,14 @@ fn execute<B: TrainBackend>(
     let n = jobs();
     let mut workers = match processes {
         Some(files) if n > 1 && std::env::current_exe().is_ok_and(|e| work::is_lthc(&e)) => {
-            let o = work::WorkOptions {
+            let job = super::RunJob {
+                files: files.to_vec(),
                 cache: first.cache.clone(),
                 data: first.data_dir.clone(),
                 device: "cpu".into(),
                 run: first.run_id.clone(),
-                worker: "process".into(),
-                plan: work::plan_digest(p),
             };
-            work::Workers::spawn(n - 1, files, &o)
+            work::Workers::spawn(n - 1, &job, "process", &work::plan_digest(p))
         }
         _ => work::Workers::none(),
     };

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use super::commands::{checked, emit};
 use super::run::{cache_dir, preflight, Setup};
-use super::Format;
+use super::{Format, RunJob};
 use crate::check::Checked;
 use crate::diag::{code, render_report, Diag};
 use crate::exec::slurm::{self, resources, Outcome, Resources};
 use crate::exec::{ExecError, Executor, OneStep, Summary};
 use crate::plan::{self, Plan};
-use crate::train::{Progress, TrainBackend};
+use crate::train::TrainBackend;
 
 /// `lthc run`'s Slurm settings; they take precedence over the `executor` definition's.
 #[derive(clap::Args, Default)]
@@ -193,29 +193,20 @@ pub fn status(files: &[PathBuf], cache: Option<PathBuf>, color: bool) -> i32 {
     0
 }
 
-/// Where `lthc step` runs and what it runs.
-pub struct StepOptions {
-    pub cache: PathBuf,
-    pub data: PathBuf,
-    pub device: String,
-    /// The run that submitted it (failures are recorded under its id).
-    pub run: String,
-    pub key: String,
-}
-
 /// `lthc step`: runs the one step `key` of the files' plan (inside a Slurm job).
-pub fn step(files: &[PathBuf], o: StepOptions, color: bool) -> i32 {
-    let (_, c) = match checked(files, Format::Text, color, false) {
+pub fn step(job: RunJob, key: String, color: bool) -> i32 {
+    let (_, c) = match checked(&job.files, Format::Text, color, false) {
         Ok(x) => x,
         Err(code) => return code,
     };
     let p = plan::build(&c.experiments);
     super::run::on_interrupt();
     let result = super::device::dispatch(
-        &o.device,
+        &job.device,
         OneStepJob {
             plan: &p,
-            options: &o,
+            job: &job,
+            key: &key,
         },
     );
     match result {
@@ -234,30 +225,34 @@ pub fn step(files: &[PathBuf], o: StepOptions, color: bool) -> i32 {
 /// [`one`] on whichever backend the device names.
 struct OneStepJob<'a> {
     plan: &'a Plan,
-    options: &'a StepOptions,
+    job: &'a RunJob,
+    key: &'a str,
 }
 
 impl super::device::OnDevice for OneStepJob<'_> {
     type Output = i32;
     fn run<B: TrainBackend>(self, device: B::Device) -> Result<i32, Box<Diag>> {
-        one::<B>(self.plan, self.options, device)
+        one::<B>(self.plan, self.job, self.key, device)
     }
 }
 
-fn one<B: TrainBackend>(p: &Plan, o: &StepOptions, device: B::Device) -> Result<i32, Box<Diag>> {
-    let mut ex = Executor::<B>::new(o.cache.clone(), o.data.clone(), device, Progress::Quiet);
-    ex.run_id = o.run.clone();
-    ex.worker = "slurm".into();
-    let label = p.get(&o.key).map_or(o.key.as_str(), |s| s.label.as_str());
-    eprintln!("lthc step {label} ({})", o.key);
-    let dir = ex.step_dir(&o.key);
+fn one<B: TrainBackend>(
+    p: &Plan,
+    job: &RunJob,
+    key: &str,
+    device: B::Device,
+) -> Result<i32, Box<Diag>> {
+    let mut ex = job.executor::<B>(device, "slurm");
+    let label = p.get(key).map_or(key, |s| s.label.as_str());
+    eprintln!("lthc step {label} ({key})");
+    let dir = ex.step_dir(key);
     let stale = |message: String| -> Result<i32, Box<Diag>> {
         let diag = Diag::global(code::SLURM_STALE, message)
             .help("the .lth files changed since the sweep was submitted: run `lthc run` again to submit the current plan");
-        let _ = crate::exec::failure::record(&dir, &o.run, label, &diag);
+        let _ = crate::exec::failure::record(&dir, &job.run, label, &diag);
         Err(Box::new(diag))
     };
-    match ex.run_one(p, &o.key).map_err(|e| Box::new(e.to_diag()))? {
+    match ex.run_one(p, key).map_err(|e| Box::new(e.to_diag()))? {
         OneStep::Ran => {
             eprintln!("{label}: done");
             Ok(0)
@@ -268,7 +263,7 @@ fn one<B: TrainBackend>(p: &Plan, o: &StepOptions, device: B::Device) -> Result<
         }
         // Recorded and said by the executor.
         OneStep::Failed(_) => Ok(1),
-        OneStep::NotInPlan => stale(format!("step {} is not in the files' plan", o.key)),
+        OneStep::NotInPlan => stale(format!("step {key} is not in the files' plan")),
         OneStep::InputMissing(input) => stale(format!(
             "step {label} needs step {input}, which is not in the cache"
         )),

@@ -11,29 +11,17 @@
 //! to, or when the run's process dies, however it dies.
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use super::RunJob;
 use crate::check::{check_files, Disk};
 use crate::diag::{code, render_report, Diag};
-use crate::exec::Executor;
 use crate::plan::{self, Plan};
-use crate::train::{Progress, TrainBackend};
-
-/// What a worker process needs to join a run.
-pub struct WorkOptions {
-    pub cache: PathBuf,
-    pub data: PathBuf,
-    pub device: String,
-    /// The run's id (failure markers) and this worker's name (lock files).
-    pub run: String,
-    pub worker: String,
-    /// [`plan_digest`] of the run's plan: a worker whose files now plan otherwise refuses.
-    pub plan: String,
-}
+use crate::train::TrainBackend;
 
 /// What the run's worker processes did, added up.
 #[derive(Default)]
@@ -58,9 +46,10 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts `n` worker processes on `files`; one that cannot start is left out (the run's
-    /// own worker does its share).
-    pub fn spawn(n: usize, files: &[PathBuf], o: &WorkOptions) -> Workers {
+    /// Starts `n` worker processes for `job`, named `worker` and a number in lock files, that
+    /// refuse to work if the files no longer plan to `plan` ([`plan_digest`]); one that cannot
+    /// start is left out (the run's own worker does its share).
+    pub fn spawn(n: usize, job: &RunJob, worker: &str, plan: &str) -> Workers {
         let Ok(exe) = std::env::current_exe() else {
             return Workers::none();
         };
@@ -68,12 +57,12 @@ impl Workers {
             .filter_map(|w| {
                 Command::new(&exe)
                     .arg("work")
-                    .args(["--cache".as_ref(), o.cache.as_os_str()])
-                    .args(["--data".as_ref(), o.data.as_os_str()])
-                    .args(["--device", &o.device, "--run", &o.run, "--plan", &o.plan])
-                    .args(["--worker", &format!("{}{w}", o.worker)])
+                    .args(["--cache".as_ref(), job.cache.as_os_str()])
+                    .args(["--data".as_ref(), job.data.as_os_str()])
+                    .args(["--device", &job.device, "--run", &job.run, "--plan", plan])
+                    .args(["--worker", &format!("{worker}{w}")])
                     .arg("--")
-                    .args(files)
+                    .args(&job.files)
                     .stdin(Stdio::piped())
                     .stdout(Stdio::piped())
                     .stderr(Stdio::inherit())
@@ -178,7 +167,7 @@ fn reported_error(e: &Value) -> Box<Diag> {
 }
 
 /// `lthc work`: one worker of a run started by `lthc run`. Prints its report as JSON.
-pub fn work(files: &[PathBuf], o: WorkOptions) -> i32 {
+pub fn work(job: RunJob, worker: String, plan: String) -> i32 {
     // The run's process says what Ctrl-C does; here it only asks this worker to stop.
     let _ = ctrlc::set_handler(crate::train::stop::request);
     std::thread::spawn(|| {
@@ -186,7 +175,7 @@ pub fn work(files: &[PathBuf], o: WorkOptions) -> i32 {
         let _ = std::io::stdin().read_to_end(&mut Vec::new());
         crate::train::stop::request();
     });
-    let report = match joined(files, &o) {
+    let report = match joined(&job, &worker, &plan) {
         Ok(counts) => json!({"ran": counts.ran, "trained_iterations": counts.trained_iterations}),
         Err(d) => json!({"error": {"code": d.code, "message": d.message, "help": d.help}}),
     };
@@ -196,33 +185,38 @@ pub fn work(files: &[PathBuf], o: WorkOptions) -> i32 {
 }
 
 /// Checks the files (the run already reported their warnings), then works through the plan.
-fn joined(files: &[PathBuf], o: &WorkOptions) -> Result<Counts, Box<Diag>> {
-    let (_, checked, diags) = check_files(files, &Disk);
+fn joined(job: &RunJob, worker: &str, plan: &str) -> Result<Counts, Box<Diag>> {
+    let (_, checked, diags) = check_files(&job.files, &Disk);
     if let Some(d) = diags.iter().find(|d| d.is_error()) {
         return Err(Box::new(d.clone()));
     }
     let p = plan::build(&checked.experiments);
-    if plan_digest(&p) != o.plan {
+    if plan_digest(&p) != plan {
         return Err(Box::new(
             Diag::global(code::EXEC_WORKER, "the files changed after the run started")
                 .help("run the same command again: it plans the files as they are now"),
         ));
     }
-    super::device::dispatch(&o.device, Job { plan: &p, o })
+    super::device::dispatch(
+        &job.device,
+        Job {
+            plan: &p,
+            job,
+            worker,
+        },
+    )
 }
 
 struct Job<'a> {
     plan: &'a Plan,
-    o: &'a WorkOptions,
+    job: &'a RunJob,
+    worker: &'a str,
 }
 
 impl super::device::OnDevice for Job<'_> {
     type Output = Counts;
     fn run<B: TrainBackend>(self, device: B::Device) -> Result<Counts, Box<Diag>> {
-        let o = self.o;
-        let mut ex = Executor::<B>::new(o.cache.clone(), o.data.clone(), device, Progress::Quiet);
-        ex.run_id = o.run.clone();
-        ex.worker = o.worker.clone();
+        let mut ex = self.job.executor::<B>(device, self.worker);
         // Loads the datasets; the run's process has reported the missing ones.
         ex.preflight(self.plan);
         let s = ex.run(self.plan).map_err(|e| Box::new(e.to_diag()))?;
