@@ -2,13 +2,18 @@
 //! first (its own training iterations and the longest chain of steps that need it), then plan
 //! order. With several workers, the step on the longest remaining chain starts first, so the
 //! chains of a sweep (one per rewind point and seed, of different lengths) end close together
-//! instead of leaving a short chain's last step running alone on one core. Every step counts
-//! at least one unit, so a step always comes before the steps that need it.
+//! instead of leaving a short chain's last step running alone on one core.
+//!
+//! A step that trains nothing (init, prune, rewind, evaluate, measure: milliseconds) ranks
+//! just below its lowest-ranked input instead, so it runs as soon as that is done: results
+//! appear as a sweep goes (ranked by the work ahead alone, every evaluation waited for the
+//! end), and a chain's next training is not held up behind other chains' trainings. Either
+//! way a step always ranks below the steps it needs.
 
 use crate::plan::Plan;
 
-/// Indices of `plan.steps`, the longest remaining chain first, plan order between equals.
-/// Relies on the plan listing every step after its inputs.
+/// Indices of `plan.steps` in the order above, plan order between equals. Relies on the plan
+/// listing every step after its inputs.
 pub fn longest_chain_first(plan: &Plan) -> Vec<usize> {
     let index: std::collections::HashMap<&str, usize> = plan
         .steps
@@ -16,18 +21,32 @@ pub fn longest_chain_first(plan: &Plan) -> Vec<usize> {
         .enumerate()
         .map(|(n, s)| (s.key.as_str(), n))
         .collect();
-    // ahead[n]: step n's cost plus the most that any step needing it has ahead of it.
+    let inputs = |n: usize| {
+        plan.steps[n]
+            .inputs
+            .iter()
+            .filter_map(|i| index.get(i.as_str()).copied())
+    };
+    // ahead[n]: step n's cost (its iterations, at least one) plus the most that any step
+    // needing it has ahead of it.
     let mut ahead: Vec<u64> = vec![0; plan.steps.len()];
     for (n, step) in plan.steps.iter().enumerate().rev() {
         ahead[n] += step.iterations + 1;
-        for input in &step.inputs {
-            if let Some(&i) = index.get(input.as_str()) {
-                ahead[i] = ahead[i].max(ahead[n]);
-            }
+        for i in inputs(n) {
+            ahead[i] = ahead[i].max(ahead[n]);
         }
     }
+    // Ranks in half units: a training step at twice its work ahead, which is more than any
+    // step it needs ranks below its own inputs (each adds at least one unit of work ahead).
+    let mut rank: Vec<u64> = vec![0; plan.steps.len()];
+    for (n, step) in plan.steps.iter().enumerate() {
+        rank[n] = match inputs(n).map(|i| rank[i]).min() {
+            Some(lowest) if step.iterations == 0 => lowest - 1,
+            _ => 2 * ahead[n],
+        };
+    }
     let mut order: Vec<usize> = (0..plan.steps.len()).collect();
-    order.sort_by_key(|&n| (std::cmp::Reverse(ahead[n]), n));
+    order.sort_by_key(|&n| (std::cmp::Reverse(rank[n]), n));
     order
 }
 
@@ -83,5 +102,18 @@ experiment e {
             [100, 100, 60, 60, 100, 60, 10, 10, 10],
             "{trains:?}"
         );
+        // Each evaluation, prune and rewind comes right after what it needs, before any other
+        // training: results appear as the sweep goes.
+        for s in plan.steps.iter().filter(|s| s.iterations == 0) {
+            let Some(last_input) = s.inputs.iter().map(|i| position[i.as_str()]).max() else {
+                continue;
+            };
+            let between = &order[last_input + 1..position[s.key.as_str()]];
+            assert!(
+                between.iter().all(|&n| plan.steps[n].iterations == 0),
+                "{} waits behind a training",
+                s.label
+            );
+        }
     }
 }
