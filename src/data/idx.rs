@@ -34,6 +34,9 @@ pub fn read_maybe_gz(path: &Path) -> Result<Pixels, DataError> {
         return Pixels::map(&file).map_err(unreadable);
     }
     let raw = std::fs::read(path).map_err(unreadable)?;
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return Ok(raw.into());
+    }
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(&raw[..])
         .read_to_end(&mut out)
@@ -205,5 +208,9 @@ mod tests {
         std::fs::write(raw.path().join(TRAIN_IMAGES), &images[..images.len() - 1]).unwrap();
         let err = load_pair(raw.path(), TRAIN_IMAGES, TRAIN_LABELS).unwrap_err();
         assert!(err.problem.contains("truncated"), "{}", err.problem);
+        // An empty file (nothing to map) is read, and is not an IDX file.
+        std::fs::write(raw.path().join(TRAIN_IMAGES), b"").unwrap();
+        let err = load_pair(raw.path(), TRAIN_IMAGES, TRAIN_LABELS).unwrap_err();
+        assert!(err.problem.contains("magic"), "{}", err.problem);
     }
 }

@@ -88,11 +88,12 @@ impl Deref for Pixels {
     }
 }
 
-/// Opens `path` for mapping; `None` when it is gzipped (then it is read and unpacked).
+/// Opens `path` for mapping: `None` when it is gzipped (then it is read and unpacked) or
+/// too short to be either (then it is read, and its parser says what is wrong with it).
 pub fn open_unzipped(path: &Path) -> std::io::Result<Option<File>> {
     use std::io::Read;
     let mut file = File::open(path)?;
     let mut magic = [0u8; 2];
-    let n = file.read(&mut magic)?;
-    Ok((n < 2 || magic != [0x1f, 0x8b]).then_some(file))
+    file.read_exact(&mut magic)
+        .map_or(Ok(None), |()| Ok((magic != [0x1f, 0x8b]).then_some(file)))
 }
