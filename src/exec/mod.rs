@@ -460,7 +460,6 @@ impl<B: TrainBackend> Executor<B> {
     }
 }
 
-/// How the executor names a dataset among those it loaded (and those it could not).
 /// How long a worker waits before it looks again for a step it can run, given how long one
 /// look took (a file lookup per step not done): ten times that, so waiting costs at most a
 /// tenth of a core on a large plan, between 5 ms (a step that becomes ready is taken at once:
@@ -470,6 +469,7 @@ fn poll_pause(scan: std::time::Duration) -> std::time::Duration {
     (scan * 10).clamp(Duration::from_millis(5), Duration::from_millis(100))
 }
 
+/// How the executor names a dataset among those it loaded (and those it could not).
 fn dataset_id(spec: &DatasetSpec) -> String {
     spec.canonical().to_string()
 }
