@@ -461,9 +461,10 @@ impl<B: TrainBackend> Executor<B> {
 }
 
 /// How long a worker waits before it looks again for a step it can run, given how long one
-/// look took (a file lookup per step not done): ten times that, so waiting costs at most a
-/// tenth of a core on a large plan, between 5 ms (a step that becomes ready is taken at once:
-/// a fixed 100 ms lost ~50 ms at each wait, at the sweep's start and end) and 100 ms.
+/// look took (a few file lookups per step not done): ten times that, so that waiting costs
+/// about a tenth of a core however large the plan, but between 5 ms (a step that becomes
+/// ready is taken at once: a fixed 100 ms lost ~50 ms at each wait, at a sweep's start and
+/// end) and 100 ms.
 fn poll_pause(scan: std::time::Duration) -> std::time::Duration {
     use std::time::Duration;
     (scan * 10).clamp(Duration::from_millis(5), Duration::from_millis(100))
