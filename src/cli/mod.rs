@@ -136,7 +136,8 @@ enum Command {
         executor: Option<String>,
         #[command(flatten)]
         slurm: slurm::SlurmFlags,
-        /// Steps to run at once (default: one per core; each then trains single-threaded).
+        /// Steps to run at once (default: one per core, at most as many as the plan can train
+        /// side by side; with more than one, each trains single-threaded).
         #[arg(long, short)]
         jobs: Option<usize>,
         /// No progress bars.

@@ -31,6 +31,7 @@ use crate::diag::{code, Diag};
 use crate::plan::{Plan, Step};
 use crate::train::{Progress, State, TrainBackend, TrainError};
 use order::longest_chain_first;
+pub use order::trainings_side_by_side;
 
 /// Why a run stopped.
 #[derive(Debug)]

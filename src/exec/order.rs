@@ -50,6 +50,31 @@ pub fn longest_chain_first(plan: &Plan) -> Vec<usize> {
     order
 }
 
+/// How many training steps of `plan` can run side by side, at least: the most that have the
+/// same number of training steps before them (two such steps never need one another). A
+/// sweep's chains give one per chain; a single chain (one seed, one rewind point) gives one,
+/// and then one worker on all cores beats several single-threaded workers taking turns.
+pub fn trainings_side_by_side(plan: &Plan) -> usize {
+    let index: std::collections::HashMap<&str, usize> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(n, s)| (s.key.as_str(), n))
+        .collect();
+    // before[n]: training steps on the longest path to step n, n included.
+    let mut before: Vec<usize> = vec![0; plan.steps.len()];
+    let mut at_depth: std::collections::HashMap<usize, usize> = Default::default();
+    for (n, step) in plan.steps.iter().enumerate() {
+        let inputs = step.inputs.iter().filter_map(|i| index.get(i.as_str()));
+        let depth = inputs.map(|&i| before[i]).max().unwrap_or(0);
+        before[n] = depth + usize::from(step.iterations > 0);
+        if step.iterations > 0 {
+            *at_depth.entry(depth).or_default() += 1;
+        }
+    }
+    at_depth.into_values().max().unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +140,35 @@ experiment e {
                 s.label
             );
         }
+    }
+
+    #[test]
+    fn a_sweep_trains_one_step_per_chain_side_by_side_and_a_single_chain_one() {
+        let plan = |rewind: &str, seeds: &str| {
+            let src = format!(
+                r#"import "stdlib/mnist.lth"
+experiment e {{
+  network = lenet
+  data = mnist
+  train = lenet_adam with {{ duration = 100 it }}
+  prune = magnitude(global, 20%) for 3 levels
+  rewind = {rewind}
+  seeds = {seeds}
+}}
+"#
+            );
+            let mut mem = Memory::default();
+            mem.0.insert("e.lth".into(), src);
+            let (_, checked, diags) = check_files(&["e.lth".into()], &mem);
+            assert!(diags.is_empty(), "{diags:?}");
+            crate::plan::build(&checked.experiments)
+        };
+        assert_eq!(
+            trainings_side_by_side(&plan("[0 it, 40 it, 90 it]", "1")),
+            3
+        );
+        assert_eq!(trainings_side_by_side(&plan("[0 it]", "1")), 1);
+        assert_eq!(trainings_side_by_side(&plan("[0 it]", "[1, 2]")), 2);
+        assert_eq!(trainings_side_by_side(&plan("[10 it]", "1")), 1);
     }
 }
