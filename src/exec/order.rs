@@ -10,17 +10,14 @@
 //! end), and a chain's next training is not held up behind other chains' trainings. Either
 //! way a step always ranks below the steps it needs.
 
+use std::collections::HashMap;
+
 use crate::plan::Plan;
 
 /// Indices of `plan.steps` in the order above, plan order between equals. Relies on the plan
 /// listing every step after its inputs.
 pub fn longest_chain_first(plan: &Plan) -> Vec<usize> {
-    let index: std::collections::HashMap<&str, usize> = plan
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(n, s)| (s.key.as_str(), n))
-        .collect();
+    let index = positions(plan);
     let inputs = |n: usize| {
         plan.steps[n]
             .inputs
@@ -55,15 +52,10 @@ pub fn longest_chain_first(plan: &Plan) -> Vec<usize> {
 /// sweep's chains give one per chain; a single chain (one seed, one rewind point) gives one,
 /// and then one worker on all cores beats several single-threaded workers taking turns.
 pub fn trainings_side_by_side(plan: &Plan) -> usize {
-    let index: std::collections::HashMap<&str, usize> = plan
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(n, s)| (s.key.as_str(), n))
-        .collect();
+    let index = positions(plan);
     // before[n]: training steps on the longest path to step n, n included.
     let mut before: Vec<usize> = vec![0; plan.steps.len()];
-    let mut at_depth: std::collections::HashMap<usize, usize> = Default::default();
+    let mut at_depth: HashMap<usize, usize> = HashMap::new();
     for (n, step) in plan.steps.iter().enumerate() {
         let inputs = step.inputs.iter().filter_map(|i| index.get(i.as_str()));
         let depth = inputs.map(|&i| before[i]).max().unwrap_or(0);
@@ -75,11 +67,19 @@ pub fn trainings_side_by_side(plan: &Plan) -> usize {
     at_depth.into_values().max().unwrap_or(0)
 }
 
+/// Each step's index in `plan.steps`, by key.
+fn positions(plan: &Plan) -> HashMap<&str, usize> {
+    plan.steps
+        .iter()
+        .enumerate()
+        .map(|(n, s)| (s.key.as_str(), n))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::check::{check_files, Memory};
-    use std::collections::HashMap;
 
     #[test]
     fn the_longest_chain_goes_first_with_inputs_before_the_steps_that_need_them() {
