@@ -53,17 +53,18 @@ pub fn run(files: &[PathBuf], o: RunOptions, color: bool) -> i32 {
         Err(code) => return code,
     };
     let p = plan::build(&c.experiments);
-    // Before anything starts rayon's pool, whose size the last line fixes.
+    let cache = cache_dir(o.cache, files);
+    // Decided before anything starts rayon's global pool, whose size RAYON_NUM_THREADS fixes.
     if let Some(j) = o.jobs {
         std::env::set_var("LTHC_JOBS", j.max(1).to_string());
     } else if std::env::var_os("LTHC_JOBS").is_none() {
-        let side_by_side = crate::exec::trainings_side_by_side(&p).max(1);
+        let done = |key: &str| cache.join("steps").join(key).join("done").is_file();
+        let side_by_side = crate::exec::trainings_side_by_side(&p, done).max(1);
         std::env::set_var("LTHC_JOBS", self::jobs().min(side_by_side).to_string());
     }
     if self::jobs() > 1 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", "1");
     }
-    let cache = cache_dir(o.cache, files);
     let out = super::report::out_dir(o.out, files);
     on_interrupt();
     let data = o.data.unwrap_or_else(crate::data::data_dir);

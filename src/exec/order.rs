@@ -47,11 +47,12 @@ pub fn longest_chain_first(plan: &Plan) -> Vec<usize> {
     order
 }
 
-/// How many training steps of `plan` can run side by side, at least: the most that have the
-/// same number of training steps before them (two such steps never need one another). A
-/// sweep's chains give one per chain; a single chain (one seed, one rewind point) gives one,
-/// and then one worker on all cores beats several single-threaded workers taking turns.
-pub fn trainings_side_by_side(plan: &Plan) -> usize {
+/// How many training steps of `plan` not `done` yet can run side by side, at least: the most
+/// that have the same number of training steps before them (two such steps never need one
+/// another). A sweep's chains give one per chain; a single chain (one seed, one rewind point,
+/// or the last one left of a resumed sweep) gives one, and then one worker on all cores beats
+/// several single-threaded workers taking turns.
+pub fn trainings_side_by_side(plan: &Plan, done: impl Fn(&str) -> bool) -> usize {
     let index = positions(plan);
     // before[n]: training steps on the longest path to step n, n included.
     let mut before: Vec<usize> = vec![0; plan.steps.len()];
@@ -60,7 +61,7 @@ pub fn trainings_side_by_side(plan: &Plan) -> usize {
         let inputs = step.inputs.iter().filter_map(|i| index.get(i.as_str()));
         let depth = inputs.map(|&i| before[i]).max().unwrap_or(0);
         before[n] = depth + usize::from(step.iterations > 0);
-        if step.iterations > 0 {
+        if step.iterations > 0 && !done(&step.key) {
             *at_depth.entry(depth).or_default() += 1;
         }
     }
@@ -163,12 +164,21 @@ experiment e {{
             assert!(diags.is_empty(), "{diags:?}");
             crate::plan::build(&checked.experiments)
         };
-        assert_eq!(
-            trainings_side_by_side(&plan("[0 it, 40 it, 90 it]", "1")),
-            3
-        );
-        assert_eq!(trainings_side_by_side(&plan("[0 it]", "1")), 1);
-        assert_eq!(trainings_side_by_side(&plan("[0 it]", "[1, 2]")), 2);
-        assert_eq!(trainings_side_by_side(&plan("[10 it]", "1")), 1);
+        let none = |_: &str| false;
+        let sweep = plan("[0 it, 40 it, 90 it]", "1");
+        assert_eq!(trainings_side_by_side(&sweep, none), 3);
+        assert_eq!(trainings_side_by_side(&plan("[0 it]", "1"), none), 1);
+        assert_eq!(trainings_side_by_side(&plan("[0 it]", "[1, 2]"), none), 2);
+        assert_eq!(trainings_side_by_side(&plan("[10 it]", "1"), none), 1);
+        // Resumed with all but the 100-iteration chain's last level done: one left.
+        let last: Vec<String> = sweep
+            .steps
+            .iter()
+            .filter(|s| s.iterations == 100 && s.label.contains("level 3"))
+            .map(|s| s.key.clone())
+            .collect();
+        assert_eq!(last.len(), 1, "{last:?}");
+        let done = |key: &str| !last.iter().any(|k| k == key);
+        assert_eq!(trainings_side_by_side(&sweep, done), 1);
     }
 }
