@@ -33,8 +33,9 @@ pub fn longest_chain_first(plan: &Plan) -> Vec<usize> {
             ahead[i] = ahead[i].max(ahead[n]);
         }
     }
-    // Ranks in half units: a training step at twice its work ahead, which is more than any
-    // step it needs ranks below its own inputs (each adds at least one unit of work ahead).
+    // Ranks in half units. A training step ranks at twice its work ahead; whatever it needs
+    // ranks higher, even a step that trains nothing a few steps up: each step between adds a
+    // unit of work ahead (two half units) and one that trains nothing takes off only one.
     let mut rank: Vec<u64> = vec![0; plan.steps.len()];
     for (n, step) in plan.steps.iter().enumerate() {
         rank[n] = match inputs(n).map(|i| rank[i]).min() {
