@@ -244,21 +244,14 @@ fn fetch_origin(k: &Known, origin: &Origin, dir: &Path, progress: bool) -> Resul
 }
 
 fn gunzip_if_needed(bytes: Vec<u8>, path: &Path) -> Result<Vec<u8>, DataError> {
-    if !bytes.starts_with(&[0x1f, 0x8b]) {
-        return Ok(bytes);
-    }
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(&bytes[..])
-        .read_to_end(&mut out)
-        .map_err(|e| {
-            DataError::new(
-                code::DATA_FORMAT,
-                path,
-                format!("not a valid gzip stream ({e})"),
-                "the download was cut short",
-            )
-        })?;
-    Ok(out)
+    idx::gunzip_if_gzipped(bytes).map_err(|e| {
+        DataError::new(
+            code::DATA_FORMAT,
+            path,
+            format!("not a valid gzip stream ({e})"),
+            "the download was cut short",
+        )
+    })
 }
 
 fn download(url: &str, progress: bool) -> Result<Vec<u8>, String> {

@@ -34,21 +34,28 @@ pub fn read_maybe_gz(path: &Path) -> Result<Pixels, DataError> {
         return Pixels::map(&file).map_err(unreadable);
     }
     let raw = std::fs::read(path).map_err(unreadable)?;
-    if !raw.starts_with(&[0x1f, 0x8b]) {
-        return Ok(raw.into());
+    let bytes = gunzip_if_gzipped(raw).map_err(|e| {
+        DataError::new(
+            code::DATA_FORMAT,
+            path,
+            format!("not a valid gzip file ({e})"),
+            "the download was probably cut short: delete the file and fetch it again",
+        )
+    })?;
+    Ok(bytes.into())
+}
+
+/// The first two bytes of every gzip file.
+pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// `bytes` unpacked if they start with [`GZIP_MAGIC`], else as they are.
+pub fn gunzip_if_gzipped(bytes: Vec<u8>) -> std::io::Result<Vec<u8>> {
+    if !bytes.starts_with(&GZIP_MAGIC) {
+        return Ok(bytes);
     }
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(&raw[..])
-        .read_to_end(&mut out)
-        .map_err(|e| {
-            DataError::new(
-                code::DATA_FORMAT,
-                path,
-                format!("not a valid gzip file ({e})"),
-                "the download was probably cut short: delete the file and fetch it again",
-            )
-        })?;
-    Ok(out.into())
+    flate2::read::GzDecoder::new(&bytes[..]).read_to_end(&mut out)?;
+    Ok(out)
 }
 
 /// Parses an IDX file of unsigned bytes: its dimensions and data. The data is the file's

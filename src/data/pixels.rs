@@ -11,13 +11,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Image bytes, `[n, c, h, w]` row-major.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Pixels(Storage);
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 enum Storage {
-    #[default]
-    Empty,
     Owned(Vec<u8>),
     /// `map[offset..]`, shared between clones.
     Mapped {
@@ -46,7 +44,6 @@ impl Pixels {
     pub fn skip(self, n: usize) -> Pixels {
         let n = n.min(self.len());
         Pixels(match self.0 {
-            Storage::Empty => Storage::Empty,
             Storage::Owned(mut v) => {
                 v.drain(..n);
                 Storage::Owned(v)
@@ -61,6 +58,12 @@ impl Pixels {
     /// Whether the bytes are mapped from a file (for tests).
     pub fn is_mapped(&self) -> bool {
         matches!(self.0, Storage::Mapped { .. })
+    }
+}
+
+impl Default for Pixels {
+    fn default() -> Pixels {
+        Vec::new().into()
     }
 }
 
@@ -81,7 +84,6 @@ impl Deref for Pixels {
 
     fn deref(&self) -> &[u8] {
         match &self.0 {
-            Storage::Empty => &[],
             Storage::Owned(v) => v,
             Storage::Mapped { map, offset } => &map[*offset..],
         }
@@ -94,6 +96,7 @@ pub fn open_unzipped(path: &Path) -> std::io::Result<Option<File>> {
     use std::io::Read;
     let mut file = File::open(path)?;
     let mut magic = [0u8; 2];
-    file.read_exact(&mut magic)
-        .map_or(Ok(None), |()| Ok((magic != [0x1f, 0x8b]).then_some(file)))
+    file.read_exact(&mut magic).map_or(Ok(None), |()| {
+        Ok((magic != super::idx::GZIP_MAGIC).then_some(file))
+    })
 }
