@@ -40,8 +40,10 @@ const LANES: usize = 64;
 /// 128 and all 300 by 15–30%).
 const GRADIENT_LANES: usize = 64;
 
-/// Examples per piece of parallel work (forward).
-const PIECE: usize = 16;
+/// Rows of wᵀ per chunk of the forward product: every example's entries in a chunk are
+/// added before the next chunk, so its rows (96 × [`LANES`] columns, 24 KB) are read from L1.
+/// Row by row, whole examples at a time, they came from L2: the sums waited on the loads.
+const CHUNK: usize = 96;
 
 /// Multiply-adds below which splitting between threads does not pay. From the training loop
 /// (on one of rayon's threads, so a hand-off is a work steal) MNIST's first layer at batch
@@ -85,6 +87,25 @@ impl Entries {
     fn group(&self, g: usize) -> (&[u32], &[f32]) {
         let range = self.start[g]..self.start[g + 1];
         (&self.index[range.clone()], &self.value[range])
+    }
+
+    /// For each group in `groups`, where its entries of each [`CHUNK`] of indices start, and
+    /// its end: `chunks + 1` positions per group, `chunks` = `⌈size / CHUNK⌉`.
+    fn chunk_bounds(&self, groups: std::ops::Range<usize>, size: usize) -> Vec<usize> {
+        let chunks = size.div_ceil(CHUNK);
+        let mut bounds = Vec::with_capacity(groups.len() * (chunks + 1));
+        for g in groups {
+            let (mut at, end) = (self.start[g], self.start[g + 1]);
+            for chunk in 0..chunks {
+                bounds.push(at);
+                let limit = ((chunk + 1) * CHUNK) as u32;
+                while at < end && self.index[at] < limit {
+                    at += 1;
+                }
+            }
+            bounds.push(end);
+        }
+        bounds
     }
 
     /// By row of `x` (`rows × cols`), or `None` past `most` entries.
@@ -234,44 +255,43 @@ unsafe fn pack_avx2(row: &[f32], c: f32, index: *mut u32, value: *mut f32) -> us
     n
 }
 
-/// A product `out[j] = base[j] + Σₖ value[k] · table[index[k] · stride + col + j]`.
-struct Sum<'a> {
-    base: &'a [f32],
+/// Rows of a matrix to add up: `sums[j] += Σₖ value[k] · table[index[k] · stride + col + j]`.
+struct Table<'a> {
     table: &'a [f32],
     stride: usize,
-    col: usize,
 }
 
-impl Sum<'_> {
-    /// `out` (a multiple of 8 long) for the entries `index`, `value`: [`LANES`] columns at a
-    /// time, so the running sums stay in registers.
+impl Table<'_> {
+    /// Adds the entries `index`, `value` into `sums` (a multiple of 8 long), which cover the
+    /// table's columns from `col` on: [`LANES`] columns at a time, so the running sums stay in
+    /// registers. Each sum adds the entries in their order.
     #[inline(always)]
-    fn write(&self, out: &mut [f32], index: &[u32], value: &[f32]) {
-        let width = out.len();
+    fn add(&self, sums: &mut [f32], col: usize, index: &[u32], value: &[f32]) {
+        let width = sums.len();
         let mut at = 0;
         while at + LANES <= width {
-            self.lanes::<LANES>(&mut out[at..at + LANES], at, index, value);
+            self.lanes::<LANES>(&mut sums[at..at + LANES], col + at, index, value);
             at += LANES;
         }
-        let rest = &mut out[at..];
+        let rest = &mut sums[at..];
+        let col = col + at;
         match rest.len() {
             0 => {}
-            8 => self.lanes::<8>(rest, at, index, value),
-            16 => self.lanes::<16>(rest, at, index, value),
-            24 => self.lanes::<24>(rest, at, index, value),
-            32 => self.lanes::<32>(rest, at, index, value),
-            40 => self.lanes::<40>(rest, at, index, value),
-            48 => self.lanes::<48>(rest, at, index, value),
-            56 => self.lanes::<56>(rest, at, index, value),
+            8 => self.lanes::<8>(rest, col, index, value),
+            16 => self.lanes::<16>(rest, col, index, value),
+            24 => self.lanes::<24>(rest, col, index, value),
+            32 => self.lanes::<32>(rest, col, index, value),
+            40 => self.lanes::<40>(rest, col, index, value),
+            48 => self.lanes::<48>(rest, col, index, value),
+            56 => self.lanes::<56>(rest, col, index, value),
             n => unreachable!("sums are a multiple of 8 wide, {n} left"),
         }
     }
 
-    /// Columns `at..at + N` of the sum.
+    /// Columns `col..col + N` into `sums` (`N` long).
     #[inline(always)]
-    fn lanes<const N: usize>(&self, out: &mut [f32], at: usize, index: &[u32], value: &[f32]) {
-        let col = self.col + at;
-        let mut sum: [f32; N] = self.base[at..at + N].try_into().expect("N columns");
+    fn lanes<const N: usize>(&self, sums: &mut [f32], col: usize, index: &[u32], value: &[f32]) {
+        let mut sum: [f32; N] = sums[..N].try_into().expect("N columns");
         for (&i, &v) in index.iter().zip(value) {
             let row: &[f32; N] = self.table[i as usize * self.stride + col..][..N]
                 .try_into()
@@ -280,7 +300,7 @@ impl Sum<'_> {
                 sum[k] += v * row[k];
             }
         }
-        out.copy_from_slice(&sum);
+        sums.copy_from_slice(&sum);
     }
 }
 
@@ -331,29 +351,57 @@ pub fn forward(s: &Shape, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Option<
     }
     let y = with_scratch(s.inputs * width, |wt| {
         transpose(Mat::new(w, s.outputs, s.inputs), wt, width);
-        let sum = Sum {
-            base: &base,
+        let table = Table {
             table: wt,
             stride: width,
-            col: 0,
         };
         let split = parallel::worth(entries.index.len() * s.outputs, MIN_SPLIT);
+        // As few pieces as threads: the more examples share a chunk of the table, the more
+        // often each of its rows is read from L1.
+        let threads = if split {
+            rayon::current_num_threads()
+        } else {
+            1
+        };
+        let examples = s.batch.div_ceil(threads).max(1);
         parallel::build_pieces(
             split,
             s.batch * s.outputs,
-            PIECE * s.outputs,
+            examples * s.outputs,
             |piece, out| {
-                let mut padded = vec![0.0f32; width];
+                let first = piece * examples;
+                let rows = out.len() / s.outputs;
+                // Each row's running sums start from the base (`c · Σ w + b`), padded.
+                let mut sums = Vec::with_capacity(rows * width);
+                (0..rows).for_each(|_| sums.extend_from_slice(&base));
+                let bounds = entries.chunk_bounds(first..first + rows, s.inputs);
+                let chunks = s.inputs.div_ceil(CHUNK);
                 vectorized(
                     #[inline(always)]
                     || {
-                        for (k, y) in out.chunks_exact_mut(s.outputs).enumerate() {
-                            let (index, value) = entries.group(piece * PIECE + k);
-                            sum.write(&mut padded, index, value);
-                            y.copy_from_slice(&padded[..s.outputs]);
+                        for col in (0..width).step_by(LANES) {
+                            let lanes = (width - col).min(LANES);
+                            for chunk in 0..chunks {
+                                for (k, row) in sums.chunks_exact_mut(width).enumerate() {
+                                    let at = k * (chunks + 1) + chunk;
+                                    let range = bounds[at]..bounds[at + 1];
+                                    table.add(
+                                        &mut row[col..col + lanes],
+                                        col,
+                                        &entries.index[range.clone()],
+                                        &entries.value[range],
+                                    );
+                                }
+                            }
                         }
                     },
-                )
+                );
+                for (y, row) in out
+                    .chunks_exact_mut(s.outputs)
+                    .zip(sums.chunks_exact(width))
+                {
+                    y.copy_from_slice(&row[..s.outputs]);
+                }
             },
         )
     });
@@ -391,11 +439,10 @@ pub fn backward_weight(s: &Shape, x: &[f32], dy: &[f32]) -> Option<Vec<f32>> {
             |piece, out| {
                 let (first, outputs) = (piece * GRADIENT_LANES, out.len() / s.inputs);
                 let lanes = outputs.next_multiple_of(8);
-                let sum = Sum {
-                    base: &base[first..first + lanes],
+                let base = &base[first..first + lanes];
+                let table = Table {
                     table,
                     stride: width,
-                    col: first,
                 };
                 let mut tile = [0.0f32; 8 * GRADIENT_LANES];
                 for i0 in (0..s.inputs).step_by(8) {
@@ -409,7 +456,8 @@ pub fn backward_weight(s: &Shape, x: &[f32], dy: &[f32]) -> Option<Vec<f32>> {
                                 .enumerate()
                             {
                                 let (index, value) = entries.group(i0 + k);
-                                sum.write(&mut row[..lanes], index, value);
+                                row[..lanes].copy_from_slice(base);
+                                table.add(&mut row[..lanes], first, index, value);
                             }
                         },
                     );
