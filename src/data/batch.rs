@@ -38,6 +38,9 @@ impl Order {
     }
 }
 
+/// Examples whose bytes are asked for ahead of the one being written into a batch.
+const PREFETCH_AHEAD: usize = 4;
+
 impl Dataset {
     /// The training batch of `iteration` (counting from 0), given that epoch's order.
     pub fn train_batch(
@@ -52,7 +55,14 @@ impl Dataset {
         let ids = &epoch_order[pos..(pos + order.batch).min(n)];
         let mut b = self.empty_batch(ids.len());
         let norm = self.normalise();
+        let prefetch = |slot: usize| {
+            if let (Source::Memory(ex), Some(&i)) = (&self.train, ids.get(slot)) {
+                ex.prefetch(i as usize);
+            }
+        };
+        (0..PREFETCH_AHEAD).for_each(prefetch);
         for (slot, &i) in ids.iter().enumerate() {
+            prefetch(slot + PREFETCH_AHEAD);
             let mut rng =
                 Rng::derive(&[order.seed, order.copy, stream::AUGMENT, epoch, u64::from(i)]);
             self.put(&norm, &self.train, i as usize, Some(&mut rng), &mut b, slot)?;
