@@ -96,7 +96,8 @@ impl Dataset {
 
     fn empty_batch(&self, size: usize) -> Batch {
         Batch {
-            images: vec![0.0; size * self.example_len()],
+            // Grown example by example in `put`, each zeroed just before it is written.
+            images: Vec::with_capacity(size * self.example_len()),
             labels: vec![0; size],
             size,
         }
@@ -113,6 +114,9 @@ impl Dataset {
         slot: usize,
     ) -> Result<(), DataError> {
         let len = self.example_len();
+        if b.images.len() < (slot + 1) * len {
+            b.images.resize((slot + 1) * len, 0.0);
+        }
         let out = &mut b.images[slot * len..(slot + 1) * len];
         let label = match source {
             Source::Memory(ex) => {

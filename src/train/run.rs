@@ -89,13 +89,15 @@ pub fn fresh_state(net: &NetSpec, recipe: &RecipeSpec, seed: u64, purpose: u64) 
     }
 }
 
-fn to_input<B: TrainBackend>(batch: &Batch, shape: &[u64], device: &B::Device) -> Tensor<B, 4> {
+/// The batch's images as the input tensor, moved out of the batch (not copied).
+fn to_input<B: TrainBackend>(batch: &mut Batch, shape: &[u64], device: &B::Device) -> Tensor<B, 4> {
     let n = batch.size;
     let dims = match shape {
         [c, h, w] => [n, *c as usize, *h as usize, *w as usize],
         _ => [n, shape.iter().product::<u64>() as usize, 1, 1],
     };
-    Tensor::from_data(TensorData::new(batch.images.clone(), dims), device)
+    let images = std::mem::take(&mut batch.images);
+    Tensor::from_data(TensorData::new(images, dims), device)
 }
 
 /// One-hot targets with label smoothing, `[n, classes]`.
@@ -131,7 +133,7 @@ struct StepOutput<B: TrainBackend> {
 fn loss_of<B: TrainBackend>(
     net: &NetSpec,
     s: &DeviceState<B::InnerBackend>,
-    batch: &Batch,
+    batch: &mut Batch,
     data: &crate::check::DatasetSpec,
     smoothing: f64,
     dropout_seed: u64,
@@ -237,7 +239,7 @@ fn train_here<B: TrainBackend>(
             save(&s.download()).map_err(TrainError::Save)?;
             return Err(TrainError::Interrupted);
         }
-        let batch = rx
+        let mut batch = rx
             .recv()
             .map_err(|_| TrainError::Loader)?
             .map_err(TrainError::Data)?;
@@ -245,7 +247,7 @@ fn train_here<B: TrainBackend>(
         let step = loss_of::<B>(
             job.net,
             &s,
-            &batch,
+            &mut batch,
             &job.data.spec,
             job.recipe.label_smoothing,
             dropout_seed,
@@ -330,12 +332,12 @@ pub fn gradients<B: TrainBackend>(
     device: &B::Device,
 ) -> Result<Vec<Vec<f32>>, DataError> {
     let (n, _) = order.epoch_shape(data);
-    let batch = data.train_batch(&order, &order.epoch(n, 0), 0)?;
+    let mut batch = data.train_batch(&order, &order.epoch(n, 0), 0)?;
     let s: DeviceState<B::InnerBackend> = DeviceState::upload(state, device);
     let step = loss_of::<B>(
         net,
         &s,
-        &batch,
+        &mut batch,
         &data.spec,
         recipe.label_smoothing,
         0,

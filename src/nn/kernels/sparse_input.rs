@@ -305,6 +305,7 @@ impl Table<'_> {
 }
 
 /// Σ of a row, in 8 running sums (so it vectorises) added at the end.
+#[inline(always)]
 fn row_sum(row: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 8];
     let chunks = row.chunks_exact(8);
@@ -343,12 +344,17 @@ pub fn forward(s: &Shape, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Option<
     // wᵀ (`inputs × width`), rows padded to a multiple of 8 (the padding never reaches y).
     let width = s.outputs.next_multiple_of(8);
     let mut base = vec![0.0f32; width];
-    for (j, b) in base.iter_mut().enumerate().take(s.outputs) {
-        if c != 0.0 {
-            *b = c * row_sum(&w[j * s.inputs..(j + 1) * s.inputs]);
-        }
-        *b += bias.map_or(0.0, |bias| bias[j]);
-    }
+    vectorized(
+        #[inline(always)]
+        || {
+            for (j, b) in base.iter_mut().enumerate().take(s.outputs) {
+                if c != 0.0 {
+                    *b = c * row_sum(&w[j * s.inputs..(j + 1) * s.inputs]);
+                }
+                *b += bias.map_or(0.0, |bias| bias[j]);
+            }
+        },
+    );
     let y = with_scratch(s.inputs * width, |wt| {
         transpose(Mat::new(w, s.outputs, s.inputs), wt, width);
         let table = Table {
