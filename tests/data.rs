@@ -134,6 +134,16 @@ fn image_folders_decode_resize_and_label_by_class() {
     };
     let batch = data.train_batch(&order, &order.epoch(4, 0), 0).unwrap();
     assert_eq!(batch.images.len(), 4 * 3 * 16 * 16);
+    // A run's batches (decoded on a loader thread for image folders) are the batches of its
+    // iterations, one epoch per iteration here.
+    let data = std::sync::Arc::new(data);
+    let run: Vec<_> = lthc::data::batch::batches(data.clone(), order, 1, 3)
+        .map(|b| b.unwrap())
+        .collect();
+    let want: Vec<_> = (1..3)
+        .map(|it| data.train_batch(&order, &order.epoch(4, it), it).unwrap())
+        .collect();
+    assert_eq!(run, want);
     std::fs::write(root.join("val/n02_dog/img1.png"), b"not a png").unwrap();
     let err = data.test_batch(0, 4).expect_err("an error");
     assert!(

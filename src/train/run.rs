@@ -11,7 +11,7 @@ use super::schedule::learning_rate;
 use super::state::{download, DeviceState, State};
 use super::TrainBackend;
 use crate::check::{NetSpec, RecipeSpec};
-use crate::data::batch::{prefetch, Batch, Order};
+use crate::data::batch::{batches, Batch, Order};
 use crate::data::{DataError, Dataset};
 use crate::nn::{forward, initial_values, Layout};
 use crate::rng::Rng;
@@ -218,7 +218,7 @@ fn train_here<B: TrainBackend>(
     if job.checkpoints.contains(&start) {
         save(&state).map_err(TrainError::Save)?;
     }
-    let rx = prefetch(job.data.clone(), job.order, start, job.end);
+    let mut batches = batches(job.data.clone(), job.order, start, job.end);
     let bar = (job.progress == Progress::Bar && job.end > start).then(|| {
         let b = indicatif::ProgressBar::new(job.end - start);
         b.set_style(
@@ -239,9 +239,9 @@ fn train_here<B: TrainBackend>(
             save(&s.download()).map_err(TrainError::Save)?;
             return Err(TrainError::Interrupted);
         }
-        let mut batch = rx
-            .recv()
-            .map_err(|_| TrainError::Loader)?
+        let mut batch = batches
+            .next()
+            .ok_or(TrainError::Loader)?
             .map_err(TrainError::Data)?;
         let dropout_seed = Rng::derive(&[job.order.seed, job.order.copy, it]).next_u64();
         let step = loss_of::<B>(
