@@ -13,6 +13,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Tensor, TensorData};
 use lthc::data::batch::Order;
 use lthc::nn::kernels;
+use lthc::nn::kernels::simd::Lanes;
 use lthc::rng::Rng;
 
 type A = Autodiff<Flex>;
@@ -423,7 +424,7 @@ fn batch_norm_and_relu_agree_with_tensor_operations() {
 }
 
 #[test]
-fn kernels_do_not_depend_on_the_thread_count() {
+fn kernels_do_not_depend_on_the_thread_count_or_the_vector_width() {
     let mostly_x = mostly(600, 500, -0.4242, 0.25, 23);
     let shape = kernels::dense::Shape {
         batch: 600,
@@ -468,6 +469,25 @@ fn kernels_do_not_depend_on_the_thread_count() {
     let one = run(1);
     assert_eq!(one, run(2), "1 vs 2 threads");
     assert_eq!(one, run(3), "1 vs 3 threads");
+    // The same bits from the loops compiled for narrower lanes (AVX2 on an AVX-512 CPU, the
+    // SSE2 baseline everywhere): the width only changes the speed.
+    for lanes in [Lanes::Avx2, Lanes::Baseline] {
+        kernels::simd::set_widest(lanes);
+        let narrower = run(2);
+        kernels::simd::set_widest(Lanes::Avx512);
+        let first_difference = one
+            .iter()
+            .zip(&narrower)
+            .enumerate()
+            .find_map(|(k, (a, b))| {
+                let at = a
+                    .iter()
+                    .zip(b)
+                    .position(|(x, y)| x.to_bits() != y.to_bits())?;
+                Some(format!("output {k}, value {at}: {} vs {}", a[at], b[at]))
+            });
+        assert_eq!(first_difference, None, "widest lanes vs {lanes:?}");
+    }
 }
 
 #[test]

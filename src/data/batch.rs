@@ -203,7 +203,7 @@ impl Normalise {
             .zip(&self.channels)
         {
             #[cfg(target_arch = "x86_64")]
-            if std::is_x86_feature_detected!("avx2") {
+            if crate::nn::kernels::simd::avx2() {
                 // SAFETY: the CPU supports AVX2, checked just above.
                 unsafe { channel.compute_avx2(bytes, out) };
                 continue;

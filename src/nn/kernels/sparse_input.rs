@@ -130,7 +130,7 @@ impl Entries {
     /// Appends the entries of `row` that differ from `c` (NaN included).
     fn append(&mut self, row: &[f32], c: f32) {
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("popcnt") {
+        if super::simd::avx2() && std::is_x86_feature_detected!("popcnt") {
             let n = self.index.len();
             self.index.reserve(row.len() + 8);
             self.value.reserve(row.len() + 8);

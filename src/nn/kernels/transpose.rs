@@ -24,7 +24,7 @@ pub fn transpose(src: Mat, dst: &mut [f32], dst_stride: usize) {
     let (rows8, cols8) = (src.rows / 8 * 8, src.cols / 8 * 8);
     let mut blocks_done = false;
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
+    if super::simd::avx2() {
         // SAFETY: AVX2 is there (checked above); every block lies within the spans checked by
         // the assert.
         unsafe {

@@ -351,7 +351,7 @@ fn transform_input(
 fn deinterleave(row: &[f32], first: &mut [f32], second: &mut [f32]) {
     let mut at = 0;
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
+    if super::super::simd::avx2() {
         let blocks = row.len() / 16;
         assert!(first.len() >= 8 * blocks && second.len() >= 8 * blocks);
         // SAFETY: AVX2 is there (checked above); each block reads row[16b..16b + 16] and
