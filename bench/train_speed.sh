@@ -16,7 +16,10 @@
 # target/before: the first time that builds the dependencies again, a few minutes), so one run
 # gives before/after figures. THREADS overrides "all cores". REPEAT=<n> measures each row n
 # times, the builds and PyTorch taking turns, and prints the medians (this machine's speed
-# drifts by 10-20% within minutes; turns and medians keep that out of the ratios).
+# drifts by 10-20% within minutes; turns and medians keep that out of the ratios). "CPU ratio"
+# compares examples per CPU second (user + system, all threads) instead of per wall second:
+# time the hypervisor takes away ("steal") lengthens wall times only; a thread that spins
+# while it waits for work (PyTorch's OpenMP threads do, for a while) counts as busy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 all=${THREADS:-$(nproc)}
@@ -94,10 +97,19 @@ def rows(path):
     return {key: sorted(rs, key=lambda r: r["examples_per_second"])[(len(rs) - 1) // 2]
             for key, rs in runs.items()}
 lthc, torch, before = rows("bench/.lthc.jsonl"), rows("bench/.torch.jsonl"), rows("bench/.before.jsonl")
+def cpu_ratio(key):
+    """Examples per CPU second, lthc's over PyTorch's, each the median of its repeats."""
+    def per_cpu(path):
+        rs = [r for r in (json.loads(l) for l in open(path) if l.strip())
+              if (r["network"], r["run_threads"]) == key and r.get("cpu_seconds")]
+        rates = sorted(r["iterations"] * r["batch"] / r["cpu_seconds"] for r in rs)
+        return rates[(len(rates) - 1) // 2] if rates else None
+    ours, theirs = per_cpu("bench/.lthc.jsonl"), per_cpu("bench/.torch.jsonl")
+    return f"{ours / theirs:.2f}" if ours and theirs else "–"
 head = f"| network | batch | threads |"
 if before:
     head += " before ex/s | before ratio |"
-head += " lthc ex/s | PyTorch ex/s | ratio | lthc peak MiB | PyTorch peak MiB |"
+head += " lthc ex/s | PyTorch ex/s | ratio | CPU ratio | lthc peak MiB | PyTorch peak MiB |"
 print(head)
 print("|" + " --- |" * 3 + " ---: |" * (head.count("|") - 4))
 for key, r in lthc.items():
@@ -108,6 +120,7 @@ for key, r in lthc.items():
         line += (f" {b['examples_per_second']:,.0f} | {b['examples_per_second'] / t['examples_per_second']:.2f} |"
                  if b else " – | – |")
     line += (f" {r['examples_per_second']:,.0f} | {t['examples_per_second']:,.0f} |"
-             f" {r['examples_per_second'] / t['examples_per_second']:.2f} | {r['peak_rss_mib']:.0f} | {t['peak_rss_mib']:.0f} |")
+             f" {r['examples_per_second'] / t['examples_per_second']:.2f} | {cpu_ratio(key)} |"
+             f" {r['peak_rss_mib']:.0f} | {t['peak_rss_mib']:.0f} |")
     print(line)
 PY

@@ -85,18 +85,38 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Seconds for `its` iterations after 5 to warm up (allocations, first-call costs, kernels'
-/// compilation on a GPU); the final download waits for the device.
+/// CPU seconds this process has used so far, all threads, user and system: on a virtual
+/// machine the time the hypervisor takes away ("steal") lengthens wall times, not this.
+fn cpu_seconds() -> f64 {
+    #[repr(C)]
+    struct Timespec {
+        sec: i64,
+        nsec: i64,
+    }
+    extern "C" {
+        fn clock_gettime(clock: i32, t: *mut Timespec) -> i32;
+    }
+    const CLOCK_PROCESS_CPUTIME_ID: i32 = 2; // Linux
+    let mut t = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: writes one `struct timespec` (two 64-bit fields on 64-bit Linux) into `t`.
+    if unsafe { clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut t) } != 0 {
+        return f64::NAN;
+    }
+    t.sec as f64 + t.nsec as f64 * 1e-9
+}
+
+/// Wall and CPU seconds for `its` iterations after 5 to warm up (allocations, first-call
+/// costs, kernels' compilation on a GPU); the final download waits for the device.
 fn time<'a, B: lthc::train::TrainBackend>(
     job: &dyn Fn(u64) -> Job<'a>,
     its: u64,
     state: lthc::train::State,
     device: &B::Device,
-) -> f64 {
+) -> (f64, f64) {
     let warm = train::<B>(&job(5), state, device, |_| Ok(())).expect("train");
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), cpu_seconds());
     train::<B>(&job(5 + its), warm, device, |_| Ok(())).expect("train");
-    t.elapsed().as_secs_f64()
+    (t.elapsed().as_secs_f64(), cpu_seconds() - cpu)
 }
 
 fn main() {
@@ -143,7 +163,7 @@ fn main() {
             label: network.clone(),
         };
         let state = fresh_state(&e.network, &e.recipe, 1, 0);
-        let secs = match std::env::var("LTHC_BENCH_DEVICE").as_deref() {
+        let (secs, cpu) = match std::env::var("LTHC_BENCH_DEVICE").as_deref() {
             #[cfg(feature = "cuda")]
             Ok("cuda") => time::<burn::backend::Autodiff<burn::backend::Cuda>>(
                 &job,
@@ -154,7 +174,7 @@ fn main() {
             _ => time::<Autodiff<Flex>>(&job, its, state, &Default::default()),
         };
         println!(
-            "{{\"framework\": \"lthc\", \"network\": \"{network}\", \"batch\": {}, \"iterations\": {its}, \"seconds\": {secs:.3}, \"examples_per_second\": {:.1}, \"peak_rss_mib\": {:.1}, \"threads\": {}}}",
+            "{{\"framework\": \"lthc\", \"network\": \"{network}\", \"batch\": {}, \"iterations\": {its}, \"seconds\": {secs:.3}, \"cpu_seconds\": {cpu:.3}, \"examples_per_second\": {:.1}, \"peak_rss_mib\": {:.1}, \"threads\": {}}}",
             e.recipe.batch,
             (its * e.recipe.batch) as f64 / secs,
             peak_rss_kib() as f64 / 1024.0,
