@@ -54,6 +54,23 @@ const MIN_SPLIT: usize = 2 << 20;
 /// the layer is large enough and at most [`MAX_DENSITY`] of `x` differs. The background is
 /// the commonest of zero and `x`'s first four entries in the first [`PROBE`] entries.
 fn sparse(s: &Shape, x: &[f32]) -> Option<Entries> {
+    let c = background(s, x)?;
+    Entries::by_rows(x, s.inputs, c, (MAX_DENSITY * x.len() as f64) as usize)
+}
+
+/// The same entries as [`sparse`], grouped by column of `x` (input), each column's by
+/// ascending row (example): the rows of `xᵀ`, packed as they come.
+fn sparse_by_columns(s: &Shape, x: &[f32]) -> Option<Entries> {
+    let c = background(s, x)?;
+    with_scratch(x.len(), |xt| {
+        transpose(Mat::new(x, s.batch, s.inputs), xt, s.batch);
+        Entries::by_rows(xt, s.batch, c, (MAX_DENSITY * x.len() as f64) as usize)
+    })
+}
+
+/// The background of `x` when the layer is large enough and `x` is not plainly too dense:
+/// the commonest of zero and `x`'s first four entries in the first [`PROBE`] entries.
+fn background(s: &Shape, x: &[f32]) -> Option<f32> {
     if x.is_empty() || s.inputs * s.outputs < MIN_WEIGHTS {
         return None;
     }
@@ -70,7 +87,7 @@ fn sparse(s: &Shape, x: &[f32]) -> Option<Entries> {
     if (probe.len() - count) as f64 > MAX_DENSITY * probe.len() as f64 {
         return None;
     }
-    Entries::by_rows(x, s.inputs, c, (MAX_DENSITY * x.len() as f64) as usize)
+    Some(c)
 }
 
 /// The entries of a matrix that differ from the background `c`, grouped by row (or by
@@ -159,42 +176,6 @@ impl Entries {
                 self.index.push(i as u32);
                 self.value.push(v - c);
             }
-        }
-    }
-
-    /// The same entries grouped by column (of `cols`), each column's by ascending row.
-    fn by_columns(&self, cols: usize) -> Entries {
-        let mut start = vec![0usize; cols + 1];
-        for &i in &self.index {
-            start[i as usize + 1] += 1;
-        }
-        for i in 0..cols {
-            start[i + 1] += start[i];
-        }
-        let total = self.index.len();
-        let (mut index, mut value) = (Vec::with_capacity(total), Vec::with_capacity(total));
-        let (index_out, value_out) = (index.spare_capacity_mut(), value.spare_capacity_mut());
-        let mut next = start[..cols].to_vec();
-        for row in 0..self.start.len() - 1 {
-            let (columns, values) = self.group(row);
-            for (&i, &v) in columns.iter().zip(values) {
-                let at = &mut next[i as usize];
-                index_out[*at].write(row as u32);
-                value_out[*at].write(v);
-                *at += 1;
-            }
-        }
-        // SAFETY: column i's entries fill start[i]..start[i + 1] exactly (its count), so all
-        // `total` slots were written above.
-        unsafe {
-            index.set_len(total);
-            value.set_len(total);
-        }
-        Entries {
-            c: self.c,
-            start,
-            index,
-            value,
         }
     }
 }
@@ -416,7 +397,7 @@ pub fn forward(s: &Shape, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Option<
 
 /// `dw = dyᵀ · x`, or `None` when `x` is not mostly one value.
 pub fn backward_weight(s: &Shape, x: &[f32], dy: &[f32]) -> Option<Vec<f32>> {
-    let entries = sparse(s, x)?.by_columns(s.inputs);
+    let entries = sparse_by_columns(s, x)?;
     let width = s.outputs.next_multiple_of(8);
     let dw = with_scratch(s.batch * width, |table| {
         // dy, rows padded to a multiple of 8 with zeros.
@@ -522,17 +503,22 @@ mod tests {
 
     #[test]
     fn columns_hold_the_same_entries_by_ascending_row() {
-        let (cols, c) = (5, 1.0);
-        let x: Vec<f32> = (0..4 * cols)
-            .map(|k| if k % 3 == 1 { k as f32 } else { c })
+        let s = Shape {
+            batch: 7,
+            inputs: 100,
+            outputs: 50,
+        };
+        let c = 1.0;
+        let x: Vec<f32> = (0..s.batch * s.inputs)
+            .map(|k| if k % 5 == 1 { k as f32 } else { c })
             .collect();
-        let rows = Entries::by_rows(&x, cols, c, x.len()).unwrap();
-        let columns = rows.by_columns(cols);
-        for i in 0..cols {
+        let columns = sparse_by_columns(&s, &x).expect("mostly the background");
+        assert_eq!(columns.c, c);
+        for i in 0..s.inputs {
             let (index, value) = columns.group(i);
-            let want: Vec<(u32, f32)> = (0..4)
-                .filter(|r| x[r * cols + i] != c)
-                .map(|r| (r as u32, x[r * cols + i] - c))
+            let want: Vec<(u32, f32)> = (0..s.batch)
+                .filter(|r| x[r * s.inputs + i] != c)
+                .map(|r| (r as u32, x[r * s.inputs + i] - c))
                 .collect();
             let got: Vec<(u32, f32)> = index.iter().copied().zip(value.iter().copied()).collect();
             assert_eq!(got, want, "column {i}");
