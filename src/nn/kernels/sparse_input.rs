@@ -33,7 +33,7 @@ const MIN_WEIGHTS: usize = 4096;
 /// Entries looked at before deciding on the background and whether to go on.
 const PROBE: usize = 1024;
 
-/// Output columns summed at once: 8 AVX2 registers of running sums.
+/// Output columns summed at once: 8 AVX2 registers (4 AVX-512 ones) of running sums.
 const LANES: usize = 64;
 
 /// Rows of dw per piece of the weight gradient (measured on MNIST's first layer: 64 beat 32,
