@@ -89,22 +89,25 @@ for net in $networks; do
 done
 python3 - <<'PY'
 import json
-def rows(path):
-    """One row per (network, threads): the run with the median examples/s of its repeats."""
+def repeats(path):
+    """Every run, grouped by (network, threads)."""
     runs = {}
     for r in (json.loads(l) for l in open(path) if l.strip()):
         runs.setdefault((r["network"], r["run_threads"]), []).append(r)
+    return runs
+def rows(runs):
+    """One row per (network, threads): the run with the median examples/s of its repeats."""
     return {key: sorted(rs, key=lambda r: r["examples_per_second"])[(len(rs) - 1) // 2]
             for key, rs in runs.items()}
-lthc, torch, before = rows("bench/.lthc.jsonl"), rows("bench/.torch.jsonl"), rows("bench/.before.jsonl")
+def per_cpu_second(rs):
+    """The median of the repeats' examples per CPU second (runs without it left out)."""
+    rates = sorted(r["iterations"] * r["batch"] / r["cpu_seconds"] for r in rs if r.get("cpu_seconds"))
+    return rates[(len(rates) - 1) // 2] if rates else None
+lthc_runs, torch_runs = repeats("bench/.lthc.jsonl"), repeats("bench/.torch.jsonl")
+lthc, torch, before = rows(lthc_runs), rows(torch_runs), rows(repeats("bench/.before.jsonl"))
 def cpu_ratio(key):
-    """Examples per CPU second, lthc's over PyTorch's, each the median of its repeats."""
-    def per_cpu(path):
-        rs = [r for r in (json.loads(l) for l in open(path) if l.strip())
-              if (r["network"], r["run_threads"]) == key and r.get("cpu_seconds")]
-        rates = sorted(r["iterations"] * r["batch"] / r["cpu_seconds"] for r in rs)
-        return rates[(len(rates) - 1) // 2] if rates else None
-    ours, theirs = per_cpu("bench/.lthc.jsonl"), per_cpu("bench/.torch.jsonl")
+    """Examples per CPU second, lthc's over PyTorch's."""
+    ours, theirs = per_cpu_second(lthc_runs[key]), per_cpu_second(torch_runs[key])
     return f"{ours / theirs:.2f}" if ours and theirs else "–"
 head = f"| network | batch | threads |"
 if before:

@@ -50,12 +50,11 @@ const CHUNK: usize = 96;
 /// 128, ~6M, gains: +11% per step at two threads (bench run; +15–25% in probes).
 const MIN_SPLIT: usize = 2 << 20;
 
-/// The entries of `x` (`rows × cols`) that differ from its background, grouped by row, when
-/// the layer is large enough and at most [`MAX_DENSITY`] of `x` differs. The background is
-/// the commonest of zero and `x`'s first four entries in the first [`PROBE`] entries.
+/// The entries of `x` (`rows × cols`) that differ from its [`background`], grouped by row,
+/// when the layer is large enough and at most [`MAX_DENSITY`] of `x` differs.
 fn sparse(s: &Shape, x: &[f32]) -> Option<Entries> {
     let c = background(s, x)?;
-    Entries::by_rows(x, s.inputs, c, (MAX_DENSITY * x.len() as f64) as usize)
+    Entries::by_rows(x, s.inputs, c, most_entries(x))
 }
 
 /// The same entries as [`sparse`], grouped by column of `x` (input), each column's by
@@ -64,8 +63,13 @@ fn sparse_by_columns(s: &Shape, x: &[f32]) -> Option<Entries> {
     let c = background(s, x)?;
     with_scratch(x.len(), |xt| {
         transpose(Mat::new(x, s.batch, s.inputs), xt, s.batch);
-        Entries::by_rows(xt, s.batch, c, (MAX_DENSITY * x.len() as f64) as usize)
+        Entries::by_rows(xt, s.batch, c, most_entries(x))
     })
+}
+
+/// The most entries of `x` the sparse products take: [`MAX_DENSITY`] of it.
+fn most_entries(x: &[f32]) -> usize {
+    (MAX_DENSITY * x.len() as f64) as usize
 }
 
 /// The background of `x` when the layer is large enough and `x` is not plainly too dense:
