@@ -8,6 +8,7 @@ mod run;
 pub mod schedule;
 pub mod state;
 pub mod stop;
+mod threads;
 
 pub use eval::{evaluate, Evaluation, Split};
 pub use optim::{masked_update, slots, update, Step, Update};

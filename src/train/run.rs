@@ -193,17 +193,11 @@ pub fn train<B: TrainBackend>(
     device: &B::Device,
     save: impl FnMut(&State) -> Result<(), String> + Send,
 ) -> Result<State, TrainError> {
-    // With several threads the loop runs on one of rayon's: a kernel's pieces then go to the
-    // others by work stealing, instead of waking them and putting this thread to sleep on
-    // every split. A pool of its own: on the global one, a thread waiting for a piece could
-    // take up another thread's whole training loop and, under burn's autodiff lock, deadlock.
-    let threads = rayon::current_num_threads();
-    if rayon::current_thread_index().is_none() && threads > 1 {
-        if let Ok(pool) = rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
-            return pool.install(|| train_here::<B>(job, state, device, save));
-        }
-    }
-    train_here::<B>(job, state, device, save)
+    // With several threads the loop runs on one of a pool's, the others taking the kernels'
+    // pieces (spinning, where the kernels run on the CPU).
+    super::threads::run_with(rayon::current_num_threads(), B::SPLITS_ON_CPU, || {
+        train_here::<B>(job, state, device, save)
+    })
 }
 
 fn train_here<B: TrainBackend>(

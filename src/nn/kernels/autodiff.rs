@@ -153,6 +153,8 @@ where
 }
 
 impl<B: Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
+    const SPLITS_ON_CPU: bool = B::SPLITS_ON_CPU;
+
     fn linear_forward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

@@ -87,6 +87,8 @@ fn dense_shape(x: &FlexTensor, weight: &FlexTensor) -> Option<dense::Shape> {
 }
 
 impl Kernels for Flex {
+    const SPLITS_ON_CPU: bool = true;
+
     fn linear_forward(x: FlexTensor, weight: FlexTensor, bias: Option<FlexTensor>) -> FlexTensor {
         let shape = dense_shape(&x, &weight).filter(|_| bias.iter().all(|b| is_f32(&[b])));
         let Some(s) = shape else {

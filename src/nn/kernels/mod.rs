@@ -34,6 +34,10 @@ use burn::tensor::{Tensor, TensorPrimitive};
 
 /// A backend's dense layer, convolution and batch norm, with their gradients.
 pub trait Kernels: Backend {
+    /// Whether the kernels split their work between CPU threads (rayon's): the training loop
+    /// then keeps its other threads spinning, ready for the pieces.
+    const SPLITS_ON_CPU: bool = false;
+
     /// `y = x · wᵀ + b`: x `[n, inputs]`, w `[outputs, inputs]`.
     fn linear_forward(
         x: FloatTensor<Self>,

@@ -18,7 +18,7 @@ use super::dense::Shape;
 use super::gemm::Mat;
 use super::parallel;
 use super::simd::vectorized;
-use super::transpose::transpose;
+use super::transpose::{transpose, transpose_split};
 
 /// The largest fraction of the input that may differ from its background for the sparse
 /// products to be used. Per multiply-add they cost about 1.6x what dense GEMM does (each
@@ -62,7 +62,7 @@ fn sparse(s: &Shape, x: &[f32]) -> Option<Entries> {
 fn sparse_by_columns(s: &Shape, x: &[f32]) -> Option<Entries> {
     let c = background(s, x)?;
     with_scratch(x.len(), |xt| {
-        transpose(Mat::new(x, s.batch, s.inputs), xt, s.batch);
+        transpose_split(Mat::new(x, s.batch, s.inputs), xt, s.batch);
         Entries::by_rows(xt, s.batch, c, most_entries(x))
     })
 }
@@ -341,7 +341,7 @@ pub fn forward(s: &Shape, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Option<
         },
     );
     let y = with_scratch(s.inputs * width, |wt| {
-        transpose(Mat::new(w, s.outputs, s.inputs), wt, width);
+        transpose_split(Mat::new(w, s.outputs, s.inputs), wt, width);
         let table = Table {
             table: wt,
             stride: width,

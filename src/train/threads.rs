@@ -1,0 +1,106 @@
+//! The training loop's threads. With several, the loop runs on one thread of a pool of its own
+//! and, on a backend whose kernels split work between CPU threads, the other threads spin,
+//! taking the kernels' pieces the moment they are split off. A LeNet step splits work a few
+//! times per millisecond; waking a sleeping thread for each split (a futex call and a context
+//! switch, tens of µs on a virtual machine) cost more than the second core gained: measured,
+//! two threads trained LeNet-300-100 slower than one.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Idle time after which a helper stops spinning and polls: long serial stretches of the loop
+/// (evaluation, saving) then leave the core to others.
+const SPIN_FOR: Duration = Duration::from_millis(2);
+/// The pause between polls of a helper that stopped spinning.
+const POLL_EVERY: Duration = Duration::from_micros(100);
+
+/// `f()` on a pool of `threads` threads, `f` on one of them; with `spin`, the others spin
+/// while `f` runs, running the pieces `f`'s kernels split off. Without a pool (one thread, or
+/// already on a pool's thread, or no pool could be built), `f()` where it is.
+pub fn run_with<R: Send>(threads: usize, spin: bool, f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() || threads < 2 {
+        return f();
+    }
+    // A pool of its own: on the global one, a thread waiting for a piece could take up another
+    // thread's whole training loop and, under burn's autodiff lock, deadlock.
+    let Ok(pool) = rayon::ThreadPoolBuilder::new().num_threads(threads).build() else {
+        return f();
+    };
+    pool.install(|| if spin { with_helpers(f) } else { f() })
+}
+
+/// `f()` on this pool thread while the pool's other threads spin, helping.
+fn with_helpers<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    let done = AtomicBool::new(false);
+    let trainer = rayon::current_thread_index();
+    rayon::in_place_scope(|scope| {
+        // The broadcast reaches this thread too (when it next looks for work): it must return.
+        scope.spawn_broadcast(|_, thread| {
+            if Some(thread.index()) != trainer {
+                help(&done);
+            }
+        });
+        // Set on the way out even if `f` panics: the scope waits for the helpers.
+        let _release = SetOnDrop(&done);
+        f()
+    })
+}
+
+/// Runs the pool's pending pieces until `done`; spins while pieces keep coming.
+fn help(done: &AtomicBool) {
+    let mut idle_since: Option<Instant> = None;
+    let mut idle_rounds = 0u32;
+    while !done.load(Ordering::Acquire) {
+        if let Some(rayon::Yield::Executed) = rayon::yield_now() {
+            (idle_since, idle_rounds) = (None, 0);
+            continue;
+        }
+        idle_rounds = idle_rounds.wrapping_add(1);
+        // The clock now and then: reading it every round took a fifth of the spinning.
+        if idle_rounds % 64 == 1 {
+            let since = *idle_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= SPIN_FOR {
+                std::thread::sleep(POLL_EVERY);
+                continue;
+            }
+        }
+        std::hint::spin_loop();
+    }
+}
+
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rayon::prelude::*;
+
+    #[test]
+    fn helpers_take_pieces_and_stop_with_the_loop() {
+        let (threads, ran_on) = run_with(3, true, || {
+            // Pieces long enough that the loop's thread cannot run them all alone.
+            let ran_on: std::collections::HashSet<_> = (0..24)
+                .into_par_iter()
+                .map(|_| {
+                    std::thread::sleep(Duration::from_millis(2));
+                    rayon::current_thread_index()
+                })
+                .collect();
+            (rayon::current_num_threads(), ran_on)
+        });
+        assert_eq!(threads, 3);
+        assert!(ran_on.len() > 1, "no piece ran on a helper: {ran_on:?}");
+    }
+
+    #[test]
+    fn a_panicking_loop_releases_its_helpers() {
+        let caught = std::panic::catch_unwind(|| run_with(2, true, || panic!("in the loop")));
+        assert!(caught.is_err());
+    }
+}
