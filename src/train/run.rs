@@ -213,6 +213,8 @@ fn train_here<B: TrainBackend>(
         save(&state).map_err(TrainError::Save)?;
     }
     let mut batches = batches(job.data.clone(), job.order, start, job.end);
+    let prefetch = rayon::current_thread_index().is_some() && rayon::current_num_threads() > 1;
+    let mut next = None;
     let bar = (job.progress == Progress::Bar && job.end > start).then(|| {
         let b = indicatif::ProgressBar::new(job.end - start);
         b.set_style(
@@ -233,46 +235,21 @@ fn train_here<B: TrainBackend>(
             save(&s.download()).map_err(TrainError::Save)?;
             return Err(TrainError::Interrupted);
         }
-        let mut batch = batches
-            .next()
+        let fetched = match next.take() {
+            Some(fetched) => fetched,
+            None => batches.next(),
+        };
+        let mut batch = fetched
             .ok_or(TrainError::Loader)?
             .map_err(TrainError::Data)?;
-        let dropout_seed = Rng::derive(&[job.order.seed, job.order.copy, it]).next_u64();
-        let step = loss_of::<B>(
-            job.net,
-            &s,
-            &mut batch,
-            &job.data.spec,
-            job.recipe.label_smoothing,
-            dropout_seed,
-            device,
-        );
-        let (params, loss, logits) = (step.params, step.loss, step.logits);
-        let grads = loss.backward();
-        let gradients: Vec<_> = params.iter().map(|p| p.grad(&grads)).collect();
-        // The autodiff leaves share the parameters' storage: dropped, the update runs in place.
-        drop((params, grads));
-        let rule = optim::Step {
-            optimizer: &job.recipe.optimizer,
-            lr: learning_rate(job.recipe, it),
-            weight_decay: job.recipe.weight_decay,
-            t: s.steps + 1,
-        };
-        s.steps += 1;
-        let (slots, masks) = (&mut s.slots, &s.masks);
-        s.params = std::mem::take(&mut s.params)
-            .into_iter()
-            .zip(gradients)
-            .enumerate()
-            .map(|(i, (p, g))| match g {
-                Some(g) => {
-                    B::InnerBackend::masked_update(&rule, p, g, &mut slots[i], masks[i].as_ref())
-                }
-                None => p,
-            })
-            .collect();
-        s.buffers = step.buffers.into_iter().map(|b| b.inner()).collect();
-        s.iteration = it + 1;
+        // With helpers (several threads), the next batch is made on one of them meanwhile.
+        let ahead = prefetch && it + 1 < job.end;
+        let (loss, logits) = rayon::in_place_scope(|scope| {
+            if ahead {
+                scope.spawn(|_| next = Some(batches.next()));
+            }
+            step::<B>(job, &mut s, &mut batch, it, device)
+        });
         let loss = loss.inner();
         // Reading the loss syncs with the device: only now and then, at fixed iterations (so
         // that where a divergence is found does not depend on how the run is watched).
@@ -314,6 +291,54 @@ fn train_here<B: TrainBackend>(
         );
     }
     Ok(s.download())
+}
+
+/// One iteration on `batch`: the loss, its gradients, the masked update of `s`'s parameters
+/// (and buffers: batch norm's running statistics). Returns the loss and the logits.
+fn step<B: TrainBackend>(
+    job: &Job,
+    s: &mut DeviceState<B::InnerBackend>,
+    batch: &mut Batch,
+    it: u64,
+    device: &B::Device,
+) -> (Tensor<B, 1>, Tensor<B, 2>) {
+    let dropout_seed = Rng::derive(&[job.order.seed, job.order.copy, it]).next_u64();
+    let step = loss_of::<B>(
+        job.net,
+        s,
+        batch,
+        &job.data.spec,
+        job.recipe.label_smoothing,
+        dropout_seed,
+        device,
+    );
+    let (params, loss, logits) = (step.params, step.loss, step.logits);
+    let grads = loss.backward();
+    let gradients: Vec<_> = params.iter().map(|p| p.grad(&grads)).collect();
+    // The autodiff leaves share the parameters' storage: dropped, the update runs in place.
+    drop((params, grads));
+    let rule = optim::Step {
+        optimizer: &job.recipe.optimizer,
+        lr: learning_rate(job.recipe, it),
+        weight_decay: job.recipe.weight_decay,
+        t: s.steps + 1,
+    };
+    s.steps += 1;
+    let (slots, masks) = (&mut s.slots, &s.masks);
+    s.params = std::mem::take(&mut s.params)
+        .into_iter()
+        .zip(gradients)
+        .enumerate()
+        .map(|(i, (p, g))| match g {
+            Some(g) => {
+                B::InnerBackend::masked_update(&rule, p, g, &mut slots[i], masks[i].as_ref())
+            }
+            None => p,
+        })
+        .collect();
+    s.buffers = step.buffers.into_iter().map(|b| b.inner()).collect();
+    s.iteration = it + 1;
+    (loss, logits)
 }
 
 /// Gradients of the loss on one batch (the first of the data order) at `state`, for SNIP.
