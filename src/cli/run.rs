@@ -316,9 +316,10 @@ pub(super) fn preflight<B: TrainBackend>(
 /// plan trains side by side), else one per core. With several, each training step runs
 /// single-threaded: two models side by side train about twice as fast, a second thread
 /// gains LeNet-300-100 ~1.2x. Lending an idle core's spinning helper to the one step that
-/// trains alone (a sweep's dense run, its last chain) made the dense run ~15% shorter but the
-/// sweep no shorter on the 2-core development VM (medians 9.9–10.7 against 8.5–9.2 s, workers
-/// as threads, 20–37% of the VM's time taken by its host): not kept. A single chain of steps (one seed, one rewind point)
+/// trains alone (a sweep's dense run, its last chain; git branch `exp-share`) made the dense
+/// run ~20% shorter but the sweep barely: 7.12 against 7.26 s (medians of seven, worker
+/// processes) for 0.9 s more CPU, and slower with workers as threads while the host took
+/// 20–37% of the VM's time (9.9–10.7 against 8.5–9.2 s). Not kept. A single chain of steps (one seed, one rewind point)
 /// gets one worker on all cores instead (ResNet-20: 259–300 against 158–185 ex/s on two
 /// threads and one, measured on the 2-core development machine).
 fn jobs() -> usize {
