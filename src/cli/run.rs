@@ -319,9 +319,9 @@ pub(super) fn preflight<B: TrainBackend>(
 /// trains alone (a sweep's dense run, its last chain; git branch `exp-share`) made the dense
 /// run ~20% shorter but the sweep barely: 7.12 against 7.26 s (medians of seven, worker
 /// processes) for 0.9 s more CPU, and slower with workers as threads while the host took
-/// 20–37% of the VM's time (9.9–10.7 against 8.5–9.2 s). Not kept. A single chain of steps (one seed, one rewind point)
-/// gets one worker on all cores instead (ResNet-20: 259–300 against 158–185 ex/s on two
-/// threads and one, measured on the 2-core development machine).
+/// 20–37% of the VM's time (9.9–10.7 against 8.5–9.2 s). Not kept. A single chain of steps
+/// (one seed, one rewind point) gets one worker on all cores instead (ResNet-20: 259–300
+/// against 158–185 ex/s on two threads and one, measured on the 2-core development machine).
 fn jobs() -> usize {
     std::env::var("LTHC_JOBS")
         .ok()
