@@ -102,7 +102,17 @@ mod tests {
 
     #[test]
     fn a_panicking_loop_releases_its_helpers() {
-        let caught = std::panic::catch_unwind(|| run_with(2, true, || panic!("in the loop")));
-        assert!(caught.is_err());
+        // On a thread of its own, so that helpers left spinning fail the test, not hang it.
+        let (sent, received) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let caught = std::panic::catch_unwind(|| run_with(2, true, || panic!("in the loop")));
+            let _ = sent.send(caught.is_err());
+        });
+        let ended = received.recv_timeout(Duration::from_secs(60));
+        assert_eq!(
+            ended,
+            Ok(true),
+            "the panic was not passed on, or the helpers kept spinning"
+        );
     }
 }
