@@ -46,23 +46,25 @@ fn with_helpers<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     })
 }
 
-/// Runs the pool's pending pieces until `done`; spins while pieces keep coming.
+/// Runs the pool's pending pieces until `done`; spins while pieces keep coming, and polls
+/// every [`POLL_EVERY`] once none came for [`SPIN_FOR`].
 fn help(done: &AtomicBool) {
     let mut idle_since: Option<Instant> = None;
     let mut idle_rounds = 0u32;
+    let mut resting = false;
     while !done.load(Ordering::Acquire) {
         if let Some(rayon::Yield::Executed) = rayon::yield_now() {
-            (idle_since, idle_rounds) = (None, 0);
+            (idle_since, idle_rounds, resting) = (None, 0, false);
+            continue;
+        }
+        if resting {
+            std::thread::sleep(POLL_EVERY);
             continue;
         }
         idle_rounds = idle_rounds.wrapping_add(1);
         // The clock now and then: reading it every round took a fifth of the spinning.
         if idle_rounds % 64 == 1 {
-            let since = *idle_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= SPIN_FOR {
-                std::thread::sleep(POLL_EVERY);
-                continue;
-            }
+            resting = idle_since.get_or_insert_with(Instant::now).elapsed() >= SPIN_FOR;
         }
         // Spinning politely: a thread of another program waiting for this core gets it
         // (measured: as fast as a pause instruction here).
