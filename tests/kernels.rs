@@ -261,7 +261,8 @@ fn convolution_agrees_with_burn() {
     }
 }
 
-/// Output and gradients of `sum((x · wᵀ + b) * r)`.
+/// Output and gradients of `sum((x · w + b) * r)`, w `[inputs, outputs]` as dense weights are
+/// on a device.
 fn dense_run(n: usize, inputs: usize, outputs: usize, bias: bool, fast: bool) -> Vec<Vec<f32>> {
     dense_run_on(random([n, inputs], 11), outputs, bias, fast)
 }
@@ -269,12 +270,12 @@ fn dense_run(n: usize, inputs: usize, outputs: usize, bias: bool, fast: bool) ->
 /// [`dense_run`] for a given `x`.
 fn dense_run_on(x: Tensor<A, 2>, outputs: usize, bias: bool, fast: bool) -> Vec<Vec<f32>> {
     let x = x.require_grad();
-    let w = random([outputs, x.dims()[1]], 12).require_grad();
+    let w = random([x.dims()[1], outputs], 12).require_grad();
     let b = bias.then(|| random([outputs], 13).require_grad());
     let y = if fast {
         kernels::linear(x.clone(), w.clone(), b.clone())
     } else {
-        let y = x.clone().matmul(w.clone().transpose());
+        let y = x.clone().matmul(w.clone());
         match &b {
             Some(b) => y + b.clone().unsqueeze_dim(0),
             None => y,

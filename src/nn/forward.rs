@@ -130,12 +130,13 @@ impl<B: Kernels> Runner<'_, B> {
                 outputs,
                 bias,
             } => {
-                let w = self.param().reshape([*outputs as usize, *inputs as usize]);
+                // `[inputs, outputs]` on the device (`ParamInfo::transposed_on_device`).
+                let w = self.param().reshape([*inputs as usize, *outputs as usize]);
                 let b = bias.then(|| self.param());
                 if !kernels::use_reference() {
                     return Act::Flat(kernels::linear(x.flat(), w, b));
                 }
-                let y = x.flat().matmul(w.transpose());
+                let y = x.flat().matmul(w);
                 Act::Flat(match b {
                     Some(b) => y + b.unsqueeze_dim(0),
                     None => y,

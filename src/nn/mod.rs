@@ -52,6 +52,25 @@ impl ParamInfo {
         };
         format!("{}.{role}", self.layer)
     }
+
+    /// Dense weights are `[outputs, inputs]` on the host (checkpoints, pruning, init: the
+    /// order everyone else uses) and `[inputs, outputs]` on a device, where the products read
+    /// them as they need them: no transposed copy of the weights per step (a CPU step of
+    /// LeNet-300-100 made one of its first layer's 235K weights in the forward pass and
+    /// another of their gradient). Returns the host shape of such a parameter.
+    pub fn transposed_on_device(&self) -> Option<(usize, usize)> {
+        match self.shape.as_slice() {
+            &[outputs, inputs] if self.role == Role::Weight => Some((outputs, inputs)),
+            _ => None,
+        }
+    }
+}
+
+/// `[rows, cols]` row-major → `[cols, rows]` row-major.
+pub fn transposed(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; v.len()];
+    kernels::transpose_into(v, rows, cols, &mut out);
+    out
 }
 
 /// Batch-norm running statistics: `[mean, var]` per batch-norm layer.

@@ -6,7 +6,7 @@ use burn::tensor::{Tensor, TensorData};
 use super::state::{DeviceState, State};
 use crate::check::NetSpec;
 use crate::data::{DataError, Dataset};
-use crate::nn::forward;
+use crate::nn::{forward, Layout};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Split {
@@ -31,7 +31,7 @@ pub fn evaluate<B: Kernels>(
     split: Split,
     device: &B::Device,
 ) -> Result<Evaluation, DataError> {
-    let s: DeviceState<B> = DeviceState::upload(state, device);
+    let s: DeviceState<B> = DeviceState::upload(state, &Layout::of(net), device);
     let n = match split {
         Split::Test => data.test.len(),
         Split::Train(k) => k.min(data.spec.train_examples() as usize),

@@ -208,7 +208,8 @@ fn train_here<B: TrainBackend>(
 ) -> Result<State, TrainError> {
     crate::keep_freed_memory();
     let start = state.iteration;
-    let mut s: DeviceState<B::InnerBackend> = DeviceState::upload(&state, device);
+    let layout = Layout::of(job.net);
+    let mut s: DeviceState<B::InnerBackend> = DeviceState::upload(&state, &layout, device);
     if job.checkpoints.contains(&start) {
         save(&state).map_err(TrainError::Save)?;
     }
@@ -352,7 +353,7 @@ pub fn gradients<B: TrainBackend>(
 ) -> Result<Vec<Vec<f32>>, DataError> {
     let (n, _) = order.epoch_shape(data);
     let mut batch = data.train_batch(&order, &order.epoch(n, 0), 0)?;
-    let s: DeviceState<B::InnerBackend> = DeviceState::upload(state, device);
+    let s: DeviceState<B::InnerBackend> = DeviceState::upload(state, &Layout::of(net), device);
     let step = loss_of::<B>(
         net,
         &s,
@@ -366,9 +367,10 @@ pub fn gradients<B: TrainBackend>(
     Ok(params
         .iter()
         .zip(&state.params)
-        .map(|(p, host)| {
+        .enumerate()
+        .map(|(i, (p, host))| {
             p.grad(&grads)
-                .map_or_else(|| vec![0.0; host.len()], |g| download(&g))
+                .map_or_else(|| vec![0.0; host.len()], |g| s.to_host(i, &g))
         })
         .collect())
 }

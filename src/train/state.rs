@@ -9,6 +9,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use crate::nn::Layout;
 use crate::store::{self, ReadError};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -146,7 +147,8 @@ impl State {
     }
 }
 
-/// A [`State`] on a device.
+/// A [`State`] on a device, dense weights (and their masks and optimizer slots) transposed
+/// there ([`ParamInfo::transposed_on_device`](crate::nn::ParamInfo::transposed_on_device)).
 pub struct DeviceState<B: Backend> {
     pub iteration: u64,
     pub params: Vec<Tensor<B, 1>>,
@@ -154,10 +156,13 @@ pub struct DeviceState<B: Backend> {
     pub masks: Vec<Option<Tensor<B, 1>>>,
     pub steps: u64,
     pub slots: Vec<Vec<Tensor<B, 1>>>,
+    /// Per parameter: its host shape where the device holds it transposed.
+    transposed: Vec<Option<(usize, usize)>>,
 }
 
-fn upload<B: Backend>(v: &[f32], device: &B::Device) -> Tensor<B, 1> {
-    Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
+fn upload<B: Backend>(v: Vec<f32>, device: &B::Device) -> Tensor<B, 1> {
+    let n = v.len();
+    Tensor::from_data(TensorData::new(v, [n]), device)
 }
 
 pub fn download<B: Backend>(t: &Tensor<B, 1>) -> Vec<f32> {
@@ -168,41 +173,121 @@ pub fn download<B: Backend>(t: &Tensor<B, 1>) -> Vec<f32> {
 }
 
 impl<B: Backend> DeviceState<B> {
-    pub fn upload(s: &State, device: &B::Device) -> DeviceState<B> {
+    /// `s` (of a network with parameters `layout`) on `device`.
+    pub fn upload(s: &State, layout: &Layout, device: &B::Device) -> DeviceState<B> {
+        let transposed: Vec<_> = (0..s.params.len())
+            .map(|i| layout.params.get(i).and_then(|p| p.transposed_on_device()))
+            .collect();
+        let put = |i: usize, v: &[f32]| match transposed[i] {
+            Some((rows, cols)) => upload(crate::nn::transposed(v, rows, cols), device),
+            None => upload(v.to_vec(), device),
+        };
         DeviceState {
             iteration: s.iteration,
-            params: s.params.iter().map(|v| upload(v, device)).collect(),
-            buffers: s.buffers.iter().map(|v| upload(v, device)).collect(),
-            masks: s
-                .masks
+            params: s
+                .params
                 .iter()
-                .map(|m| m.as_ref().map(|v| upload(v, device)))
+                .enumerate()
+                .map(|(i, v)| put(i, v))
+                .collect(),
+            buffers: s
+                .buffers
+                .iter()
+                .map(|v| upload(v.clone(), device))
+                .collect(),
+            masks: (s.masks.iter().enumerate())
+                .map(|(i, m)| m.as_ref().map(|v| put(i, v)))
                 .collect(),
             steps: s.steps,
-            slots: s
-                .slots
-                .iter()
-                .map(|ss| ss.iter().map(|v| upload(v, device)).collect())
+            slots: (s.slots.iter().enumerate())
+                .map(|(i, ss)| ss.iter().map(|v| put(i, v)).collect())
                 .collect(),
+            transposed,
+        }
+    }
+
+    /// The values of parameter `i`'s device tensor `t` (the parameter, its mask, a slot or
+    /// its gradient) in the host's order.
+    pub fn to_host(&self, i: usize, t: &Tensor<B, 1>) -> Vec<f32> {
+        let v = download(t);
+        match self.transposed.get(i).copied().flatten() {
+            Some((rows, cols)) => crate::nn::transposed(&v, cols, rows),
+            None => v,
         }
     }
 
     pub fn download(&self) -> State {
         State {
             iteration: self.iteration,
-            params: self.params.iter().map(download).collect(),
+            params: (self.params.iter().enumerate())
+                .map(|(i, t)| self.to_host(i, t))
+                .collect(),
             buffers: self.buffers.iter().map(download).collect(),
-            masks: self
-                .masks
-                .iter()
-                .map(|m| m.as_ref().map(download))
+            masks: (self.masks.iter().enumerate())
+                .map(|(i, m)| m.as_ref().map(|t| self.to_host(i, t)))
                 .collect(),
             steps: self.steps,
-            slots: self
-                .slots
-                .iter()
-                .map(|ss| ss.iter().map(download).collect())
+            slots: (self.slots.iter().enumerate())
+                .map(|(i, ss)| ss.iter().map(|t| self.to_host(i, t)).collect())
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::Flex;
+
+    use super::*;
+    use crate::nn::{ParamInfo, Role};
+
+    fn param(role: Role, shape: Vec<usize>) -> ParamInfo {
+        ParamInfo {
+            layer: "dense1".into(),
+            role,
+            shape,
+            prunable: role == Role::Weight,
+            fan_in: 3,
+            fan_out: 2,
+        }
+    }
+
+    #[test]
+    fn dense_weights_are_transposed_on_the_device_and_back() {
+        // A dense layer 3 → 2 (weight [2, 3] on the host), its bias, and a conv weight.
+        let layout = Layout {
+            params: vec![
+                param(Role::Weight, vec![2, 3]),
+                param(Role::Bias, vec![2]),
+                param(Role::Weight, vec![1, 1, 2, 2]),
+            ],
+            buffers: vec![],
+        };
+        let w = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let state = State {
+            iteration: 7,
+            params: vec![w.clone(), vec![0.5, -0.5], vec![9.0, 8.0, 7.0, 6.0]],
+            buffers: vec![vec![1.5]],
+            masks: vec![Some(vec![1.0, 0.0, 1.0, 1.0, 1.0, 0.0]), None, None],
+            steps: 3,
+            slots: vec![vec![w.iter().map(|v| -v).collect()], vec![], vec![]],
+        };
+        let device = Default::default();
+        let on_device: DeviceState<Flex> = DeviceState::upload(&state, &layout, &device);
+        // [inputs, outputs]: row i holds input i's weight to each output.
+        assert_eq!(
+            download(&on_device.params[0]),
+            [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]
+        );
+        let mask = on_device.masks[0].as_ref().expect("mask");
+        assert_eq!(download(mask), [1.0, 1.0, 0.0, 1.0, 1.0, 0.0]);
+        assert_eq!(
+            download(&on_device.slots[0][0]),
+            [-1.0, -4.0, -2.0, -5.0, -3.0, -6.0]
+        );
+        // Everything else as it is.
+        assert_eq!(download(&on_device.params[1]), state.params[1]);
+        assert_eq!(download(&on_device.params[2]), state.params[2]);
+        assert_eq!(on_device.download(), state);
     }
 }

@@ -1,10 +1,11 @@
-//! Dense layers on the CPU: `y = x · wᵀ + b` and its gradients as strided GEMMs, so no
-//! transposed copy is ever made (flex's matmul makes transposed operands contiguous first).
+//! Dense layers on the CPU: `y = x · w + b` (w `[inputs, outputs]`) and its gradients as
+//! strided GEMMs, so no transposed copy is ever made (flex's matmul makes transposed operands contiguous first).
 //! Rows of the output are split into fixed blocks, and a forward product of one block into
 //! fixed pieces of columns, that run in parallel.
 
 use super::gemm::{matmul, Mat};
 use super::parallel;
+use super::transpose::transpose;
 
 /// Output rows per block: fixed, so the results never depend on the thread count (gemm's
 /// sums for a block of fewer rows can differ in the last bit). As many as a typical batch:
@@ -64,7 +65,7 @@ fn blocked(dst: &mut [f32], cols: usize, a: Mat, b: Mat) {
     });
 }
 
-/// `y = x · wᵀ + b`: x `[batch, inputs]`, w `[outputs, inputs]`.
+/// `y = x · w + b`: x `[batch, inputs]`, w `[inputs, outputs]`.
 pub fn forward(s: &Shape, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let work = s.batch * s.outputs * s.inputs;
     let mut y = if s.batch <= BLOCK && s.outputs > COLUMNS && work >= MIN_SPLIT {
@@ -72,7 +73,7 @@ pub fn forward(s: &Shape, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32
     } else {
         let mut y = vec![0.0; s.batch * s.outputs];
         let x = Mat::new(x, s.batch, s.inputs);
-        blocked(&mut y, s.outputs, x, Mat::new(w, s.outputs, s.inputs).t());
+        blocked(&mut y, s.outputs, x, Mat::new(w, s.inputs, s.outputs));
         y
     };
     if let Some(b) = bias {
@@ -83,7 +84,7 @@ pub fn forward(s: &Shape, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32
     y
 }
 
-/// `x · wᵀ` in pieces of [`COLUMNS`] outputs, each a product of its own (in parallel where
+/// `x · w` in pieces of [`COLUMNS`] outputs, each a product of its own (in parallel where
 /// worth it), then laid side by side.
 fn by_columns(s: &Shape, x: &[f32], w: &[f32]) -> Vec<f32> {
     let x = Mat::new(x, s.batch, s.inputs);
@@ -91,14 +92,16 @@ fn by_columns(s: &Shape, x: &[f32], w: &[f32]) -> Vec<f32> {
     let split = parallel::worth(s.batch * s.outputs * s.inputs, MIN_SPLIT);
     let parts = parallel::map(split, pieces, |j| {
         let columns = j * COLUMNS..((j + 1) * COLUMNS).min(s.outputs);
-        let w = &w[columns.start * s.inputs..columns.end * s.inputs];
+        // w's columns `columns`: rows of w, `outputs` apart.
+        let w = Mat {
+            data: &w[columns.start..],
+            rows: s.inputs,
+            cols: columns.len(),
+            row_stride: s.outputs,
+            col_stride: 1,
+        };
         let mut part = vec![0.0; s.batch * columns.len()];
-        matmul(
-            &mut part,
-            x,
-            Mat::new(w, columns.len(), s.inputs).t(),
-            false,
-        );
+        matmul(&mut part, x, w, false);
         part
     });
     let mut y = vec![0.0; s.batch * s.outputs];
@@ -112,19 +115,35 @@ fn by_columns(s: &Shape, x: &[f32], w: &[f32]) -> Vec<f32> {
     y
 }
 
-/// `dx = dy · w`.
+/// `dx = dy · wᵀ`.
 pub fn backward_input(s: &Shape, w: &[f32], dy: &[f32]) -> Vec<f32> {
     let mut dx = vec![0.0; s.batch * s.inputs];
     let dy = Mat::new(dy, s.batch, s.outputs);
-    blocked(&mut dx, s.inputs, dy, Mat::new(w, s.outputs, s.inputs));
+    blocked(&mut dx, s.inputs, dy, Mat::new(w, s.inputs, s.outputs).t());
     dx
 }
 
-/// `dw = dyᵀ · x`.
+/// `dw = xᵀ · dy` (`[inputs, outputs]`). Where the layer narrows, as `dyᵀ · x` and then
+/// transposed: gemm's microkernel runs along the rows of its output, and LeNet's 300 → 100
+/// layer would leave a quarter of its lanes empty in rows of 100 (its 300 → 100 gradient took
+/// half again as long; the transpose is a tenth of that).
 pub fn backward_weight(s: &Shape, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    let mut dw = vec![0.0; s.outputs * s.inputs];
-    let dy = Mat::new(dy, s.batch, s.outputs).t();
-    blocked(&mut dw, s.inputs, dy, Mat::new(x, s.batch, s.inputs));
+    let mut dw = vec![0.0; s.inputs * s.outputs];
+    let (x, dy) = (
+        Mat::new(x, s.batch, s.inputs),
+        Mat::new(dy, s.batch, s.outputs),
+    );
+    if s.inputs <= s.outputs {
+        blocked(&mut dw, s.outputs, x.t(), dy);
+        return dw;
+    }
+    let mut by_outputs = vec![0.0; s.outputs * s.inputs];
+    blocked(&mut by_outputs, s.inputs, dy.t(), x);
+    transpose(
+        Mat::new(&by_outputs, s.outputs, s.inputs),
+        &mut dw,
+        s.outputs,
+    );
     dw
 }
 

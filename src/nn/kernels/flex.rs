@@ -75,14 +75,14 @@ fn norm_shape(x: &FlexTensor) -> Option<batchnorm::Shape> {
     })
 }
 
-/// `[n, inputs] · [outputs, inputs]ᵀ` when both are f32 matrices that fit.
+/// `[n, inputs] · [inputs, outputs]` when both are f32 matrices that fit.
 fn dense_shape(x: &FlexTensor, weight: &FlexTensor) -> Option<dense::Shape> {
     let (xs, ws) = (x.shape(), weight.shape());
-    let fits = is_f32(&[x, weight]) && xs.num_dims() == 2 && ws.num_dims() == 2 && xs[1] == ws[1];
+    let fits = is_f32(&[x, weight]) && xs.num_dims() == 2 && ws.num_dims() == 2 && xs[1] == ws[0];
     fits.then(|| dense::Shape {
         batch: xs[0],
         inputs: xs[1],
-        outputs: ws[0],
+        outputs: ws[1],
     })
 }
 
@@ -108,8 +108,8 @@ impl Kernels for Flex {
         let (w, dy) = (contiguous(weight), contiguous(output_grad));
         let s = dense::Shape {
             batch: dy.shape()[0],
-            inputs: w.shape()[1],
-            outputs: w.shape()[0],
+            inputs: w.shape()[0],
+            outputs: w.shape()[1],
         };
         tensor(
             dense::backward_input(&s, values(&w), values(&dy)),
@@ -130,7 +130,7 @@ impl Kernels for Flex {
         let (x, dy) = (values(&x), values(&dy));
         let dw = sparse_input::backward_weight(&s, x, dy)
             .unwrap_or_else(|| dense::backward_weight(&s, x, dy));
-        tensor(dw, vec![s.outputs, s.inputs])
+        tensor(dw, vec![s.inputs, s.outputs])
     }
 
     fn linear_bias_grad(output_grad: FlexTensor) -> FlexTensor {

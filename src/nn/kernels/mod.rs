@@ -22,6 +22,11 @@ pub mod simd;
 pub mod sparse_input;
 mod transpose;
 
+/// `dst = srcᵀ` for a row-major `[rows, cols]` `src` (8x8 blocks in AVX2 registers).
+pub fn transpose_into(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    transpose::transpose(gemm::Mat::new(src, rows, cols), dst, rows);
+}
+
 /// Host access to the CPU backend's tensors, for CPU code outside the kernels (the fused
 /// optimizer update).
 pub(crate) use flex::{contiguous, tensor as flex_tensor, values};
@@ -38,7 +43,9 @@ pub trait Kernels: Backend {
     /// then keeps its other threads spinning, ready for the pieces.
     const SPLITS_ON_CPU: bool = false;
 
-    /// `y = x · wᵀ + b`: x `[n, inputs]`, w `[outputs, inputs]`.
+    /// `y = x · w + b`: x `[n, inputs]`, w `[inputs, outputs]` (dense weights are stored
+    /// transposed on devices: `ParamInfo::transposed_on_device`). The weight gradient is
+    /// `[inputs, outputs]` too.
     fn linear_forward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -169,7 +176,7 @@ pub mod generic {
         weight: FloatTensor<B>,
         bias: Option<FloatTensor<B>>,
     ) -> FloatTensor<B> {
-        let y = float::<B, 2>(x).matmul(float::<B, 2>(weight).transpose());
+        let y = float::<B, 2>(x).matmul(float::<B, 2>(weight));
         let y = match bias {
             Some(b) => y + float::<B, 1>(b).unsqueeze_dim(0),
             None => y,
@@ -182,7 +189,9 @@ pub mod generic {
         output_grad: FloatTensor<B>,
     ) -> FloatTensor<B> {
         let dy = float::<B, 2>(output_grad);
-        dy.matmul(float(weight)).into_primitive().tensor()
+        dy.matmul(float::<B, 2>(weight).transpose())
+            .into_primitive()
+            .tensor()
     }
 
     pub fn linear_weight_grad<B: Backend>(
@@ -190,7 +199,11 @@ pub mod generic {
         output_grad: FloatTensor<B>,
     ) -> FloatTensor<B> {
         let dy = float::<B, 2>(output_grad);
-        dy.transpose().matmul(float(x)).into_primitive().tensor()
+        float::<B, 2>(x)
+            .transpose()
+            .matmul(dy)
+            .into_primitive()
+            .tensor()
     }
 
     pub fn linear_bias_grad<B: Backend>(output_grad: FloatTensor<B>) -> FloatTensor<B> {
@@ -283,7 +296,7 @@ pub(crate) fn use_reference() -> bool {
     REFERENCE.with(Cell::get)
 }
 
-/// A dense layer, `x · wᵀ + b`, through the backend's [`Kernels`].
+/// A dense layer, `x · w + b` (w `[inputs, outputs]`), through the backend's [`Kernels`].
 pub fn linear<B: Kernels>(
     x: Tensor<B, 2>,
     weight: Tensor<B, 2>,
