@@ -57,6 +57,34 @@ pub fn build_pieces(
     len: usize,
     f: impl Fn(usize, &mut [f32]) + Sync + Send,
 ) -> Vec<f32> {
+    build(parallel, total, len, &[0.0], f)
+}
+
+/// [`build_pieces`] with each piece starting as `pattern` over and over instead of zeros: rows
+/// of sums that start from a base row, without a pass to zero them first. `len` is a multiple
+/// of the pattern's length.
+pub fn build_pieces_from(
+    parallel: bool,
+    total: usize,
+    len: usize,
+    pattern: &[f32],
+    f: impl Fn(usize, &mut [f32]) + Sync + Send,
+) -> Vec<f32> {
+    assert!(
+        !pattern.is_empty() && len % pattern.len() == 0 && total % pattern.len() == 0,
+        "build_pieces_from: pieces of {len} and {total} in all are not rows of {}",
+        pattern.len()
+    );
+    build(parallel, total, len, pattern, f)
+}
+
+fn build(
+    parallel: bool,
+    total: usize,
+    len: usize,
+    pattern: &[f32],
+    f: impl Fn(usize, &mut [f32]) + Sync + Send,
+) -> Vec<f32> {
     assert!(len > 0 || total == 0, "build_pieces: empty pieces");
     let mut v = Vec::with_capacity(total);
     if total > 0 {
@@ -65,8 +93,17 @@ pub fn build_pieces(
             &mut v.spare_capacity_mut()[..total],
             len,
             |i, chunk| {
-                chunk.fill(MaybeUninit::new(0.0));
-                // SAFETY: every element of `chunk` was written just above.
+                if let [value] = pattern {
+                    chunk.fill(MaybeUninit::new(*value));
+                } else {
+                    for part in chunk.chunks_mut(pattern.len()) {
+                        for (to, &from) in part.iter_mut().zip(pattern) {
+                            *to = MaybeUninit::new(from);
+                        }
+                    }
+                }
+                // SAFETY: every element of `chunk` was written just above (`chunk`'s length
+                // is a multiple of the pattern's, or the pattern is one value).
                 let chunk = unsafe { &mut *(chunk as *mut [MaybeUninit<f32>] as *mut [f32]) };
                 f(i, chunk);
             },

@@ -415,16 +415,15 @@ fn forward_sums(s: &Shape, entries: &Entries, base: &[f32], table: &Table) -> Ve
         1
     };
     let examples = s.batch.div_ceil(threads).max(1);
-    parallel::build_pieces(
+    // Each row's running sums start from the base (`c · Σ w + b`).
+    parallel::build_pieces_from(
         split,
         s.batch * s.outputs,
         examples * s.outputs,
+        base,
         |piece, out| {
             let first = piece * examples;
             let rows = out.len() / s.outputs;
-            // Each row's running sums start from the base (`c · Σ w + b`).
-            out.chunks_exact_mut(s.outputs)
-                .for_each(|row| row.copy_from_slice(base));
             let bounds = entries.chunk_bounds(first..first + rows, s.inputs);
             let chunks = s.inputs.div_ceil(CHUNK);
             vectorized(
@@ -481,10 +480,11 @@ fn gradient_sums(s: &Shape, entries: &Entries, base: &[f32], table: &Table) -> V
     let split = parallel::worth(entries.index.len() * s.outputs, MIN_SPLIT);
     // Pieces of inputs (rows of dw); within one, [`GRADIENT_LANES`] columns at a time for
     // all its inputs, so that those columns of dy (`batch × GRADIENT_LANES`) stay in L1.
-    parallel::build_pieces(
+    parallel::build_pieces_from(
         split,
         s.inputs * s.outputs,
         GRADIENT_INPUTS * s.outputs,
+        base,
         |piece, out| {
             let first = piece * GRADIENT_INPUTS;
             vectorized(
@@ -494,9 +494,7 @@ fn gradient_sums(s: &Shape, entries: &Entries, base: &[f32], table: &Table) -> V
                         let lanes = (s.outputs - col).min(GRADIENT_LANES);
                         for (k, row) in out.chunks_exact_mut(s.outputs).enumerate() {
                             let (index, value) = entries.group(first + k);
-                            let sums = &mut row[col..col + lanes];
-                            sums.copy_from_slice(&base[col..col + lanes]);
-                            table.add(sums, col, index, value);
+                            table.add(&mut row[col..col + lanes], col, index, value);
                         }
                     }
                 },
