@@ -3,12 +3,12 @@
 //! With `x = c + r`, `r` zero wherever `x` is the background `c`:
 //!
 //! ```text
-//! y  = x · wᵀ + b = r · wᵀ + (c · Σᵢ w[:, i] + b)
-//! dw = dyᵀ · x    = dyᵀ · r + c · Σ_batch dy   (the same for every input i)
+//! y  = x · w + b  = r · w + (c · Σᵢ w[i, :] + b)       (w: [inputs, outputs])
+//! dw = xᵀ · dy    = rᵀ · dy + c · Σ_batch dy   (the same for every input i)
 //! ```
 //!
 //! so both products visit only the entries that differ from the background. The input gradient
-//! (`dy · w`) does not involve `x` and stays a dense product. Each output value is summed by one
+//! (`dy · wᵀ`) does not involve `x` and stays a dense product. Each output value is summed by one
 //! thread in a fixed order (entries by ascending index), so results do not depend on the thread
 //! count; the operations are adds and multiplies only, so not on AVX2 either.
 
@@ -23,7 +23,7 @@ use super::transpose::transpose_split;
 /// The largest fraction of the input that may differ from its background for the sparse
 /// products to be used. Per multiply-add they cost about 1.6x what dense GEMM does (each
 /// entry reads a row of the table from L2; GEMM reuses what it loads from registers), plus
-/// the transposed copies: MNIST's first layer (19% of pixels not blank) runs 2.5x faster,
+/// the copies (the padded table, the input's transpose): MNIST's first layer (19% of pixels not blank) runs 2.5x faster,
 /// a ReLU's output at 40–50% not zero would run no faster.
 const MAX_DENSITY: f64 = 0.3;
 
@@ -36,11 +36,12 @@ const PROBE: usize = 1024;
 /// Output columns summed at once: 8 AVX2 registers (4 AVX-512 ones) of running sums.
 const LANES: usize = 64;
 
-/// Rows of dw per piece of the weight gradient (measured on MNIST's first layer: 64 beat 32,
-/// 128 and all 300 by 15–30%).
+/// Columns of dw summed for all of a piece's inputs before the next ones, so that those
+/// columns of dy (`batch × 64`, 32 KB at batch 128) stay in L1 (measured on MNIST's first
+/// layer when dw was summed by output: 64 beat 32, 128 and all 300 by 15–30%).
 const GRADIENT_LANES: usize = 64;
 
-/// Rows of wᵀ per chunk of the forward product: every example's entries in a chunk are
+/// Rows of w per chunk of the forward product: every example's entries in a chunk are
 /// added before the next chunk, so its rows (96 × [`LANES`] columns, 24 KB) are read from L1.
 /// Row by row, whole examples at a time, they came from L2: the sums waited on the loads.
 const CHUNK: usize = 96;
