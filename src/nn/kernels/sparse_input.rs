@@ -7,10 +7,11 @@
 //! dw = xᵀ · dy    = rᵀ · dy + c · Σ_batch dy   (the same for every input i)
 //! ```
 //!
-//! so both products visit only the entries that differ from the background. The input gradient
-//! (`dy · wᵀ`) does not involve `x` and stays a dense product. Each output value is summed by one
-//! thread in a fixed order (entries by ascending index), so results do not depend on the thread
-//! count; the operations are adds and multiplies only, so not on AVX2 either.
+//! so both products visit only the entries that differ from the background. The input
+//! gradient (`dy · wᵀ`) does not involve `x` and stays a dense product. Each output value is
+//! summed by one thread in a fixed order (entries by ascending index), so results do not
+//! depend on the thread count; the operations are adds and multiplies only, so not on AVX2
+//! either.
 
 use std::cell::Cell;
 
@@ -23,8 +24,8 @@ use super::transpose::transpose_split;
 /// The largest fraction of the input that may differ from its background for the sparse
 /// products to be used. Per multiply-add they cost about 1.6x what dense GEMM does (each
 /// entry reads a row of the table from L2; GEMM reuses what it loads from registers), plus
-/// the copies (the padded table, the input's transpose): MNIST's first layer (19% of pixels not blank) runs 2.5x faster,
-/// a ReLU's output at 40–50% not zero would run no faster.
+/// the copies (the padded table, the input's transpose): MNIST's first layer (19% of pixels
+/// not blank) runs 2.5x faster, a ReLU's output at 40–50% not zero would run no faster.
 const MAX_DENSITY: f64 = 0.3;
 
 /// The smallest layer (inputs × outputs) worth it: below it the fixed costs win.
