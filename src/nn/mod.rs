@@ -66,13 +66,6 @@ impl ParamInfo {
     }
 }
 
-/// `[rows, cols]` row-major → `[cols, rows]` row-major.
-pub fn transposed(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0; v.len()];
-    kernels::transpose_into(v, rows, cols, &mut out);
-    out
-}
-
 /// Batch-norm running statistics: `[mean, var]` per batch-norm layer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BufferInfo {

@@ -179,7 +179,7 @@ impl<B: Backend> DeviceState<B> {
             .map(|i| layout.params.get(i).and_then(|p| p.transposed_on_device()))
             .collect();
         let put = |i: usize, v: &[f32]| match transposed[i] {
-            Some((rows, cols)) => upload(crate::nn::transposed(v, rows, cols), device),
+            Some((rows, cols)) => upload(crate::nn::kernels::transposed(v, rows, cols), device),
             None => upload(v.to_vec(), device),
         };
         DeviceState {
@@ -211,7 +211,7 @@ impl<B: Backend> DeviceState<B> {
     pub fn to_host(&self, i: usize, t: &Tensor<B, 1>) -> Vec<f32> {
         let v = download(t);
         match self.transposed.get(i).copied().flatten() {
-            Some((rows, cols)) => crate::nn::transposed(&v, cols, rows),
+            Some((rows, cols)) => crate::nn::kernels::transposed(&v, cols, rows),
             None => v,
         }
     }

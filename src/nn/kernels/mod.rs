@@ -22,9 +22,11 @@ pub mod simd;
 pub mod sparse_input;
 mod transpose;
 
-/// `dst = srcᵀ` for a row-major `[rows, cols]` `src` (8x8 blocks in AVX2 registers).
-pub fn transpose_into(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
-    transpose::transpose(gemm::Mat::new(src, rows, cols), dst, rows);
+/// A row-major `[rows, cols]` matrix as `[cols, rows]` (8x8 blocks in AVX2 registers).
+pub fn transposed(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut dst = vec![0.0; src.len()];
+    transpose::transpose(gemm::Mat::new(src, rows, cols), &mut dst, rows);
+    dst
 }
 
 /// Host access to the CPU backend's tensors, for CPU code outside the kernels (the fused

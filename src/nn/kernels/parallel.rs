@@ -57,12 +57,12 @@ pub fn build_pieces(
     len: usize,
     f: impl Fn(usize, &mut [f32]) + Sync + Send,
 ) -> Vec<f32> {
-    build(parallel, total, len, &[0.0], f)
+    build_pieces_from(parallel, total, len, &[0.0], f)
 }
 
 /// [`build_pieces`] with each piece starting as `pattern` over and over instead of zeros: rows
-/// of sums that start from a base row, without a pass to zero them first. `len` is a multiple
-/// of the pattern's length.
+/// of sums that start from a base row, without a pass to zero them first. `len` and `total`
+/// are multiples of the pattern's length.
 pub fn build_pieces_from(
     parallel: bool,
     total: usize,
@@ -70,22 +70,12 @@ pub fn build_pieces_from(
     pattern: &[f32],
     f: impl Fn(usize, &mut [f32]) + Sync + Send,
 ) -> Vec<f32> {
+    assert!(len > 0 || total == 0, "build_pieces: empty pieces");
     assert!(
         !pattern.is_empty() && len % pattern.len() == 0 && total % pattern.len() == 0,
         "build_pieces_from: pieces of {len} and {total} in all are not rows of {}",
         pattern.len()
     );
-    build(parallel, total, len, pattern, f)
-}
-
-fn build(
-    parallel: bool,
-    total: usize,
-    len: usize,
-    pattern: &[f32],
-    f: impl Fn(usize, &mut [f32]) + Sync + Send,
-) -> Vec<f32> {
-    assert!(len > 0 || total == 0, "build_pieces: empty pieces");
     let mut v = Vec::with_capacity(total);
     if total > 0 {
         for_chunks(

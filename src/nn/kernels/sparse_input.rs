@@ -337,8 +337,12 @@ fn base_and_table(
     if s.outputs == 0 {
         return base;
     }
-    let mut lanes = vec![0.0f32; 8 * s.outputs];
     let sum = c != 0.0;
+    let mut lanes = if sum {
+        vec![0.0f32; 8 * s.outputs]
+    } else {
+        Vec::new()
+    };
     let rows = w.chunks_exact(s.outputs);
     let eights = s.inputs / 8 * 8;
     vectorized(
