@@ -21,7 +21,7 @@ for l in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == sys.argv[1] and m.get("executable"):
         print(m["executable"])' "$1"
   }
-  t=$(cargo test --release --features cuda --test cuda --no-run --message-format=json | exe cuda)
+  t=$(cargo test --release --features cuda --test gpu --no-run --message-format=json | exe gpu)
   b=$(cargo bench --features cuda --bench train_speed --no-run --message-format=json | exe train_speed)
   cp "$t" bench/gpu/cuda-tests
   cp "$b" bench/gpu/train-speed
@@ -35,7 +35,7 @@ bin=$(mktemp -d)
 for f in cuda-tests train-speed; do gunzip -c "bench/gpu/$f.gz" > "$bin/$f"; chmod +x "$bin/$f"; done
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 echo "== CUDA tests"
-timeout 300 "$bin/cuda-tests" --ignored --test-threads 1 --nocapture
+timeout 300 "$bin/cuda-tests" --ignored --test-threads 1 --nocapture cuda::
 echo "== throughput (examples/s), lthc CUDA vs PyTorch CUDA"
 for net in lenet resnet20; do
   its=$([ "$net" = lenet ] && echo 2000 || echo 50)

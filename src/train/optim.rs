@@ -47,6 +47,9 @@ pub trait Update: Backend {
 #[cfg(feature = "cuda")]
 impl Update for burn::backend::Cuda {}
 
+#[cfg(feature = "wgpu")]
+impl Update for burn::backend::Wgpu {}
+
 /// The reference update: the gradient masked, [`update`], the result masked again so that
 /// pruned weights stay exactly zero whatever the optimizer's state says.
 pub fn masked_update<B: Backend>(

@@ -5,7 +5,8 @@
 //! transposed copies; [`sparse_input`]: dense layers whose input is mostly one value, such as
 //! MNIST's blank pixels, visiting only the other entries; [`conv`]: im2col, shifted products
 //! or Winograd; [`batchnorm`]: no transposes),
-//! by other backends with burn's operations (the defaults), and by the autodiff decorator with
+//! by other backends with burn's operations (the defaults; [`generic_conv`] works around a
+//! burn-cubecl bug in strided convolutions' input gradient), and by the autodiff decorator with
 //! an operation whose backward calls the inner backend's gradients ([`autodiff`]).
 //!
 //! `forward` goes through them unless [`reference`] asks for burn's plain operations, which
@@ -17,6 +18,7 @@ pub mod conv;
 pub mod dense;
 mod flex;
 mod gemm;
+mod generic_conv;
 pub(crate) mod parallel;
 pub mod simd;
 pub mod sparse_input;
@@ -89,7 +91,7 @@ pub trait Kernels: Backend {
         output_grad: FloatTensor<Self>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        <Self as ModuleOps<Self>>::conv2d_x_backward(x, weight, output_grad, options)
+        generic_conv::conv2d_input_grad::<Self>(x, weight, output_grad, options)
     }
 
     fn conv2d_weight_grad(
@@ -157,6 +159,9 @@ pub trait Kernels: Backend {
 
 #[cfg(feature = "cuda")]
 impl Kernels for burn::backend::Cuda {}
+
+#[cfg(feature = "wgpu")]
+impl Kernels for burn::backend::Wgpu {}
 
 /// A backend's float primitive as a tensor.
 pub(crate) fn float<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
