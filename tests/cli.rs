@@ -171,4 +171,11 @@ fn an_unknown_or_unavailable_device_is_a_diagnostic() {
         assert!(err.contains("built without CUDA"), "{err}");
         assert!(err.contains("--features cuda"), "{err}");
     }
+    #[cfg(not(feature = "wgpu"))]
+    for out in [run("wgpu"), step("wgpu")] {
+        assert_eq!(out.status.code(), Some(1));
+        let err = text(&out.stderr);
+        assert!(err.contains("built without wgpu"), "{err}");
+        assert!(err.contains("--features wgpu"), "{err}");
+    }
 }

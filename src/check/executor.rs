@@ -57,6 +57,7 @@ impl<'p> Checker<'p> {
         let time = text(self, "time", check_time);
         let device = text(self, "device", |d| {
             if d == "cpu"
+                || d == "wgpu"
                 || d == "cuda"
                 || d.strip_prefix("cuda:")
                     .is_some_and(|n| n.parse::<u32>().is_ok())
@@ -64,7 +65,7 @@ impl<'p> Checker<'p> {
                 Ok(())
             } else {
                 Err(format!(
-                    "`{d}` is not a device: write \"cpu\", \"cuda\" or \"cuda:N\""
+                    "`{d}` is not a device: write \"cpu\", \"cuda\", \"cuda:N\" or \"wgpu\""
                 ))
             }
         });

@@ -1,5 +1,6 @@
-//! Which backend a command trains on: `cpu` (burn's flex with lthc's kernels) or `cuda[:N]`,
-//! as `--device` or an executor definition names it. One dispatch for `lthc run` (the whole
+//! Which backend a command trains on: `cpu` (burn's flex with lthc's kernels), `cuda[:N]` or
+//! `wgpu` (burn's Vulkan, Metal or DX12 backend), as `--device` or an executor definition
+//! names it. One dispatch for `lthc run` (the whole
 //! plan here) and `lthc step` (one step inside a cluster job).
 
 use burn::backend::{Autodiff, Flex};
@@ -19,6 +20,7 @@ pub fn dispatch<W: OnDevice>(device: &str, work: W) -> Result<W::Output, Box<Dia
     match device {
         "cpu" => work.run::<Autodiff<Flex>>(Default::default()),
         d if d == "cuda" || d.starts_with("cuda:") => on_cuda(d, work),
+        "wgpu" => on_wgpu(work),
         other => Err(unknown_device(other)),
     }
 }
@@ -33,11 +35,53 @@ fn on_cuda<W: OnDevice>(device: &str, _: W) -> Result<W::Output, Box<Diag>> {
     Err(no_cuda(device))
 }
 
-/// A device that is neither `cpu` nor `cuda[:N]`.
+#[cfg(feature = "wgpu")]
+fn on_wgpu<W: OnDevice>(work: W) -> Result<W::Output, Box<Diag>> {
+    use burn::backend::wgpu::WgpuDevice;
+    // The default device: a discrete GPU, else an integrated one, else a CPU device (lavapipe).
+    let usable = quietly(|| {
+        let t = burn::tensor::Tensor::<burn::backend::Wgpu, 1>::from_floats(
+            [1.0],
+            &WgpuDevice::default(),
+        );
+        let _ = t.into_data();
+    });
+    if !usable {
+        return Err(Box::new(
+            Diag::global(code::EXEC_DEVICE, "no usable wgpu device")
+                .help("wgpu needs a Vulkan, Metal or DX12 driver (on Linux without a GPU: Mesa's lavapipe, `apt-get install mesa-vulkan-drivers`), or run with `--device cpu`"),
+        ));
+    }
+    work.run::<Autodiff<burn::backend::Wgpu>>(WgpuDevice::default())
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn on_wgpu<W: OnDevice>(_: W) -> Result<W::Output, Box<Diag>> {
+    Err(Box::new(
+        Diag::global(
+            code::EXEC_DEVICE,
+            "this lthc was built without wgpu, so `wgpu` is not available",
+        )
+        .help("build with `cargo build --release --features wgpu`, or run with `--device cpu`"),
+    ))
+}
+
+/// Whether `probe` returns rather than panics (GPU runtimes panic when no driver or device is
+/// there), with the panic's message kept off the terminal.
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+fn quietly(probe: impl FnOnce() + std::panic::UnwindSafe) -> bool {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let ok = std::panic::catch_unwind(probe).is_ok();
+    std::panic::set_hook(hook);
+    ok
+}
+
+/// A device that is none of `cpu`, `cuda[:N]` and `wgpu`.
 fn unknown_device(name: &str) -> Box<Diag> {
     Box::new(
         Diag::global(code::EXEC_DEVICE, format!("unknown device `{name}`"))
-            .help("use `--device cpu` or `--device cuda[:N]`"),
+            .help("use `--device cpu`, `--device cuda[:N]` or `--device wgpu`"),
     )
 }
 
@@ -61,22 +105,19 @@ fn cuda_device<R>(
         }
     };
     // cubecl panics when no driver or GPU is there: turn that into a diagnostic, quietly.
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let probe = std::panic::catch_unwind(|| {
-        let dev = burn::backend::cuda::CudaDevice::new(index);
-        let t = burn::tensor::Tensor::<burn::backend::Cuda, 1>::from_floats([1.0], &dev);
+    let dev = burn::backend::cuda::CudaDevice::new(index);
+    let probe = dev.clone();
+    let usable = quietly(move || {
+        let t = burn::tensor::Tensor::<burn::backend::Cuda, 1>::from_floats([1.0], &probe);
         let _ = t.into_data();
-        dev
     });
-    std::panic::set_hook(hook);
-    match probe {
-        Ok(dev) => f(dev),
-        Err(_) => Err(Box::new(
+    if !usable {
+        return Err(Box::new(
             Diag::global(code::EXEC_DEVICE, format!("no usable CUDA device `{device}`"))
                 .help("check `nvidia-smi`; the CUDA driver and NVRTC must be installed, or run with `--device cpu`"),
-        )),
+        ));
     }
+    f(dev)
 }
 
 /// This lthc was built without the `cuda` feature.

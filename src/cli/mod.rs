@@ -128,7 +128,7 @@ enum Command {
         /// Dataset directory (default: $LTHC_DATA, or the user's cache directory).
         #[arg(long)]
         data: Option<PathBuf>,
-        /// `cpu` or `cuda[:N]` (default: cpu; with Slurm GPUs, cuda).
+        /// `cpu`, `cuda[:N]` or `wgpu` (default: cpu; with Slurm GPUs, cuda).
         #[arg(long)]
         device: Option<String>,
         /// Where the steps run: `local` (default), `slurm`, or an `executor` defined in the files.
