@@ -39,14 +39,7 @@ fn on_cuda<W: OnDevice>(device: &str, _: W) -> Result<W::Output, Box<Diag>> {
 fn on_wgpu<W: OnDevice>(work: W) -> Result<W::Output, Box<Diag>> {
     use burn::backend::wgpu::WgpuDevice;
     // The default device: a discrete GPU, else an integrated one, else a CPU device (lavapipe).
-    let usable = quietly(|| {
-        let t = burn::tensor::Tensor::<burn::backend::Wgpu, 1>::from_floats(
-            [1.0],
-            &WgpuDevice::default(),
-        );
-        let _ = t.into_data();
-    });
-    if !usable {
+    if !answers::<burn::backend::Wgpu>(&WgpuDevice::default()) {
         return Err(Box::new(
             Diag::global(code::EXEC_DEVICE, "no usable wgpu device")
                 .help("wgpu needs a Vulkan, Metal or DX12 driver (on Linux without a GPU: Mesa's lavapipe, `apt-get install mesa-vulkan-drivers`), or run with `--device cpu`"),
@@ -66,13 +59,16 @@ fn on_wgpu<W: OnDevice>(_: W) -> Result<W::Output, Box<Diag>> {
     ))
 }
 
-/// Whether `probe` returns rather than panics (GPU runtimes panic when no driver or device is
-/// there), with the panic's message kept off the terminal.
+/// Whether `device` takes a tensor and gives it back. GPU runtimes panic when no driver or
+/// device is there: the panic is caught, and its message kept off the terminal.
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
-fn quietly(probe: impl FnOnce() + std::panic::UnwindSafe) -> bool {
+fn answers<B: burn::tensor::backend::Backend>(device: &B::Device) -> bool {
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let ok = std::panic::catch_unwind(probe).is_ok();
+    let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = burn::tensor::Tensor::<B, 1>::from_floats([1.0], device).into_data();
+    }))
+    .is_ok();
     std::panic::set_hook(hook);
     ok
 }
@@ -106,12 +102,7 @@ fn cuda_device<R>(
     };
     // cubecl panics when no driver or GPU is there: turn that into a diagnostic, quietly.
     let dev = burn::backend::cuda::CudaDevice::new(index);
-    let probe = dev.clone();
-    let usable = quietly(move || {
-        let t = burn::tensor::Tensor::<burn::backend::Cuda, 1>::from_floats([1.0], &probe);
-        let _ = t.into_data();
-    });
-    if !usable {
+    if !answers::<burn::backend::Cuda>(&dev) {
         return Err(Box::new(
             Diag::global(code::EXEC_DEVICE, format!("no usable CUDA device `{device}`"))
                 .help("check `nvidia-smi`; the CUDA driver and NVRTC must be installed, or run with `--device cpu`"),
