@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::lthc;
 
@@ -43,10 +43,12 @@ fn start(args: &[&str], dir: &Path) -> std::process::Child {
 fn killed_runs_resume_to_identical_results() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("crash.lth"), program(dir.path())).unwrap();
+    let started = Instant::now();
     let out = lthc(
         &["run", "-q", "--cache", "reference", "crash.lth"],
         dir.path(),
     );
+    let whole = started.elapsed();
     assert!(
         out.status.success(),
         "{}",
@@ -55,14 +57,17 @@ fn killed_runs_resume_to_identical_results() {
     let reference = results(dir.path(), "reference");
     assert_eq!(reference.as_array().unwrap().len(), 2 * (1 + 2 * 2));
 
-    // Kill at several points (a fixed, spread-out set, so the test is repeatable).
+    // Kill at several points, spread out as fractions of the uninterrupted run's time (fixed
+    // delays were too long on a fast machine: the run finished before three kills); each
+    // attempt resumes the last, so together they cover the run more than once.
     let mut kills = 0;
-    for delay_ms in [40u64, 90, 150, 230, 330, 460, 620, 800, 1100, 1500] {
+    for percent in [4u32, 8, 12, 16, 22, 30, 40, 50, 65, 80, 100] {
+        let delay = (whole * percent / 100).max(Duration::from_millis(20));
         let mut child = start(
             &["run", "-q", "--cache", "crashed", "crash.lth"],
             dir.path(),
         );
-        std::thread::sleep(Duration::from_millis(delay_ms));
+        std::thread::sleep(delay);
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
             kills += 1;

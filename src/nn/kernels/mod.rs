@@ -219,17 +219,18 @@ pub mod generic {
         dy.sum_dim(0).reshape([outputs]).into_primitive().tensor()
     }
 
-    /// `[n, c, h, w]` as `[c, n·h·w]`, so that per-channel statistics are row reductions.
-    fn rows<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
-        let [n, c, h, w] = x.dims();
-        x.reshape([n, c, h * w])
-            .swap_dims(0, 1)
-            .reshape([c, n * h * w])
+    /// Per-channel sums of `[n, c, h, w]`, as `[1, c, 1, 1]`. Reductions over the 4-d tensor,
+    /// not rows of a `[c, n·h·w]` view: burn-cubecl 0.21 reshapes a transposed view with a
+    /// size-1 axis (`[c, n, 1]` swapped to `[n, c, 1]`, a batch norm of 1x1 maps such as
+    /// Inception's auxiliary head or of a dense layer's outputs) as if it were not
+    /// transposed, which put every such batch norm's output on the GPU in the wrong order.
+    fn channel_sums<B: Backend>(t: Tensor<B, 4>) -> Tensor<B, 4> {
+        t.sum_dim(0).sum_dim(2).sum_dim(3)
     }
 
-    fn unrows<B: Backend>(t: Tensor<B, 2>, dims: [usize; 4]) -> Tensor<B, 4> {
-        let [n, c, h, w] = dims;
-        t.reshape([c, n, h * w]).swap_dims(0, 1).reshape(dims)
+    fn channel<B: Backend>(t: Tensor<B, 1>) -> Tensor<B, 4> {
+        let [c] = t.dims();
+        t.reshape([1, c, 1, 1])
     }
 
     pub fn batchnorm_forward<B: Backend>(
@@ -239,14 +240,13 @@ pub mod generic {
         eps: f64,
         relu: bool,
     ) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
-        let dims = x.dims();
-        let c = dims[1];
-        let t = rows(x);
-        let mean = t.clone().mean_dim(1);
-        let centered = t - mean.clone();
-        let var = (centered.clone() * centered.clone()).mean_dim(1);
-        let factor = (var.clone() + eps).sqrt().recip() * gamma.reshape([c, 1]);
-        let y = unrows(centered * factor + beta.reshape([c, 1]), dims);
+        let [n, c, h, w] = x.dims();
+        let count = (n * h * w) as f64;
+        let mean = channel_sums(x.clone()) / count;
+        let centered = x - mean.clone();
+        let var = channel_sums(centered.clone() * centered.clone()) / count;
+        let factor = (var.clone() + eps).sqrt().recip() * channel(gamma);
+        let y = centered * factor + channel(beta);
         let y = if relu {
             burn::tensor::activation::relu(y)
         } else {
@@ -268,21 +268,15 @@ pub mod generic {
             Some(y) => dy * y.greater_elem(0.0).float(),
             None => dy,
         };
-        let dims = x.dims();
-        let c = dims[1];
-        let count = (dims[0] * dims[2] * dims[3]) as f64;
-        let inv_std = (var + eps).sqrt().recip().reshape([c, 1]);
-        let x_hat = (rows(x) - mean.reshape([c, 1])) * inv_std.clone();
-        let dy = rows(dy);
-        let sum_dy = dy.clone().sum_dim(1);
-        let sum_dy_xhat = (dy.clone() * x_hat.clone()).sum_dim(1);
+        let [n, c, h, w] = x.dims();
+        let count = (n * h * w) as f64;
+        let inv_std = channel((var + eps).sqrt().recip());
+        let x_hat = (x - channel(mean)) * inv_std.clone();
+        let sum_dy = channel_sums(dy.clone());
+        let sum_dy_xhat = channel_sums(dy.clone() * x_hat.clone());
         let dx = (dy - sum_dy.clone() / count - x_hat * (sum_dy_xhat.clone() / count))
-            * (inv_std * gamma.reshape([c, 1]));
-        (
-            unrows(dx, dims),
-            sum_dy_xhat.reshape([c]),
-            sum_dy.reshape([c]),
-        )
+            * (inv_std * channel(gamma));
+        (dx, sum_dy_xhat.reshape([c]), sum_dy.reshape([c]))
     }
 }
 
