@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# CUDA, measured: the CUDA tests (one gradient step of LeNet, ResNet-20 and VGG-19's first
-# stage against the CPU backend; a masked LeNet run keeps pruned weights at exactly 0), then
-# training throughput of lthc on CUDA against PyTorch on CUDA. Two halves:
+# CUDA, measured: the CUDA tests (tests/gpu.rs: one gradient step of LeNet, ResNet-20, VGG-19's
+# first stage and the blocks of ResNet-50, SqueezeNet and Inception-v3 against the CPU backend;
+# a ResNet-20 training step and its evaluation; a masked LeNet run keeps pruned weights at
+# exactly 0), then training throughput of lthc on CUDA against PyTorch on CUDA. Two halves:
 #
 #   bench/gpu.sh build   on the development machine (cargo, no GPU needed): builds the CUDA
 #                        test and bench executables into bench/gpu/ (git-ignored), stripped
