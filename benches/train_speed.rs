@@ -105,17 +105,24 @@ fn cpu_seconds() -> f64 {
     t.sec as f64 + t.nsec as f64 * 1e-9
 }
 
-/// Wall and CPU seconds for `its` iterations after 5 to warm up (allocations, first-call
-/// costs, kernels' compilation on a GPU); the final download waits for the device.
+/// Wall and CPU seconds for `its` iterations of `jobs` runs at once (threads sharing the
+/// device, as `lthc run --jobs` does), each after 5 to warm up (allocations, first-call costs,
+/// kernels' compilation on a GPU); the final download waits for the device.
 fn time<'a, B: lthc::train::TrainBackend>(
-    job: &dyn Fn(u64) -> Job<'a>,
+    job: &(dyn Fn(u64) -> Job<'a> + Sync),
     its: u64,
     state: lthc::train::State,
     device: &B::Device,
+    jobs: usize,
 ) -> (f64, f64) {
     let warm = train::<B>(&job(5), state, device, |_| Ok(())).expect("train");
     let (t, cpu) = (Instant::now(), cpu_seconds());
-    train::<B>(&job(5 + its), warm, device, |_| Ok(())).expect("train");
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            let warm = warm.clone();
+            s.spawn(move || train::<B>(&job(5 + its), warm, device, |_| Ok(())).expect("train"));
+        }
+    });
     (t.elapsed().as_secs_f64(), cpu_seconds() - cpu)
 }
 
@@ -163,6 +170,11 @@ fn main() {
             label: network.clone(),
         };
         let state = fresh_state(&e.network, &e.recipe, 1, 0);
+        // LTHC_BENCH_JOBS: that many runs at once; examples/s counts them all.
+        let jobs: usize = std::env::var("LTHC_BENCH_JOBS")
+            .ok()
+            .and_then(|j| j.parse().ok())
+            .unwrap_or(1);
         let (secs, cpu) = match std::env::var("LTHC_BENCH_DEVICE").as_deref() {
             #[cfg(feature = "cuda")]
             Ok("cuda") => time::<burn::backend::Autodiff<burn::backend::Cuda>>(
@@ -170,13 +182,14 @@ fn main() {
                 its,
                 state,
                 &Default::default(),
+                jobs,
             ),
-            _ => time::<Autodiff<Flex>>(&job, its, state, &Default::default()),
+            _ => time::<Autodiff<Flex>>(&job, its, state, &Default::default(), jobs),
         };
         println!(
-            "{{\"framework\": \"lthc\", \"network\": \"{network}\", \"batch\": {}, \"iterations\": {its}, \"seconds\": {secs:.3}, \"cpu_seconds\": {cpu:.3}, \"examples_per_second\": {:.1}, \"peak_rss_mib\": {:.1}, \"threads\": {}}}",
+            "{{\"framework\": \"lthc\", \"network\": \"{network}\", \"batch\": {}, \"iterations\": {its}, \"jobs\": {jobs}, \"seconds\": {secs:.3}, \"cpu_seconds\": {cpu:.3}, \"examples_per_second\": {:.1}, \"peak_rss_mib\": {:.1}, \"threads\": {}}}",
             e.recipe.batch,
-            (its * e.recipe.batch) as f64 / secs,
+            (jobs as u64 * its * e.recipe.batch) as f64 / secs,
             peak_rss_kib() as f64 / 1024.0,
             rayon::current_num_threads()
         );

@@ -315,6 +315,84 @@ fn a_resnet20_step_matches_the_cpu<G: TrainBackend>(name: &str, device: &G::Devi
     assert!((on_gpu.accuracy - on_cpu.accuracy).abs() <= 1.0 / 64.0);
 }
 
+/// `lthc run --device <device>` end to end: IMP with rewinding, a random-pruning control and
+/// data-order stability train, prune, rewind and evaluate on the GPU backend (with two
+/// jobs: threads sharing the device), and give the rows the CPU gives, with accuracies
+/// close to the CPU's (not the same bits: the GPU sums in other orders).
+fn an_imp_sweep_runs_as_on_the_cpu(device: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = crate::common::tiny_idx(&dir.path().join("tiny"), 480, 100);
+    let program = format!(
+        "import \"stdlib/networks.lth\"\n{dataset}\n\
+experiment imp {{\n  network = mlp(36, 64, 32, 2)\n  data = tiny\n  train = {{ optimizer = sgd(lr: 0.05, momentum: 0.9), batch = 16, duration = 90 it }}\n  \
+prune = magnitude(global, 30%) for 2 levels\n  rewind = [0 it, 10 it]\n  controls = [random_prune]\n  measure = [stability(data_order)]\n}}\n"
+    );
+    std::fs::write(dir.path().join("sweep.lth"), program).unwrap();
+    let results = |device: &str| {
+        let cache = format!("cache-{device}");
+        let run = crate::common::lthc(
+            &[
+                "run",
+                "-q",
+                "--jobs",
+                "2",
+                "--device",
+                device,
+                "--cache",
+                &cache,
+                "sweep.lth",
+            ],
+            dir.path(),
+        );
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success(), "{device}: {err}");
+        let out = crate::common::lthc(
+            &[
+                "results",
+                "--format",
+                "json",
+                "--cache",
+                &cache,
+                "sweep.lth",
+            ],
+            dir.path(),
+        );
+        assert!(out.status.success(), "{device}: results");
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let (cpu, gpu) = (results("cpu"), results(device));
+    let (cpu, gpu) = (cpu.as_array().unwrap(), gpu.as_array().unwrap());
+    assert_eq!(cpu.len(), gpu.len());
+    assert_eq!(
+        cpu.len(),
+        2 * (1 + 2 * 2),
+        "dense + 2 rewinds x 2 levels, 2 copies"
+    );
+    for (c, g) in cpu.iter().zip(gpu) {
+        let field = |row: &serde_json::Value, name: &str| row[name].clone();
+        // Global pruning keeps a count: the same density. Which layer a weight near the
+        // threshold is in may differ with the weights' last bits.
+        for same in ["arm", "rewind_iteration", "seed", "level", "density"] {
+            assert!(!c[same].is_null(), "{same} of {c}");
+            assert_eq!(field(c, same), field(g, same), "{same} of {c}");
+        }
+        // [name, kept, total] per layer.
+        let layers = |row: &serde_json::Value| row["layer_density"].as_array().unwrap().clone();
+        for (a, b) in layers(c).iter().zip(&layers(g)) {
+            let count = |v: &serde_json::Value, i: usize| v[i].as_f64().unwrap();
+            assert_eq!(a[0], b[0]);
+            let off = (count(a, 1) - count(b, 1)).abs() / count(a, 2);
+            assert!(off <= 0.01, "layer densities of\ncpu {c}\n{device} {g}");
+        }
+        let accuracy = |row: &serde_json::Value| row["test_accuracy"].as_f64().unwrap();
+        assert!(accuracy(g) > 0.9, "{device}: {g}");
+        assert!(
+            (accuracy(c) - accuracy(g)).abs() <= 0.05,
+            "cpu {c}\n{device} {g}"
+        );
+    }
+}
+
 #[cfg(feature = "cuda")]
 mod cuda {
     use burn::backend::cuda::CudaDevice;
@@ -339,6 +417,12 @@ mod cuda {
     #[ignore = "needs a GPU: bench/gpu.sh"]
     fn a_resnet20_step_matches_the_cpu() {
         super::a_resnet20_step_matches_the_cpu::<Autodiff<Cuda>>("CUDA", &CudaDevice::new(0));
+    }
+
+    #[test]
+    #[ignore = "needs a GPU: bench/gpu.sh"]
+    fn an_imp_sweep_runs_on_cuda_as_on_the_cpu() {
+        super::an_imp_sweep_runs_as_on_the_cpu("cuda");
     }
 }
 
@@ -369,82 +453,8 @@ mod wgpu {
         super::a_resnet20_step_matches_the_cpu::<Autodiff<Wgpu>>("wgpu", &WgpuDevice::default());
     }
 
-    /// `lthc run --device wgpu` end to end: IMP with rewinding, a random-pruning control and
-    /// data-order stability train, prune, rewind and evaluate on the GPU backend (with two
-    /// jobs: threads sharing the device), and give the rows the CPU gives, with accuracies
-    /// close to the CPU's (not the same bits: the GPU sums in other orders).
     #[test]
     fn an_imp_sweep_runs_on_wgpu_as_on_the_cpu() {
-        let dir = tempfile::tempdir().unwrap();
-        let dataset = crate::common::tiny_idx(&dir.path().join("tiny"), 480, 100);
-        let program = format!(
-            "import \"stdlib/networks.lth\"\n{dataset}\n\
-experiment imp {{\n  network = mlp(36, 64, 32, 2)\n  data = tiny\n  train = {{ optimizer = sgd(lr: 0.05, momentum: 0.9), batch = 16, duration = 90 it }}\n  \
-prune = magnitude(global, 30%) for 2 levels\n  rewind = [0 it, 10 it]\n  controls = [random_prune]\n  measure = [stability(data_order)]\n}}\n"
-        );
-        std::fs::write(dir.path().join("sweep.lth"), program).unwrap();
-        let results = |device: &str| {
-            let cache = format!("cache-{device}");
-            let run = crate::common::lthc(
-                &[
-                    "run",
-                    "-q",
-                    "--jobs",
-                    "2",
-                    "--device",
-                    device,
-                    "--cache",
-                    &cache,
-                    "sweep.lth",
-                ],
-                dir.path(),
-            );
-            let err = String::from_utf8_lossy(&run.stderr);
-            assert!(run.status.success(), "{device}: {err}");
-            let out = crate::common::lthc(
-                &[
-                    "results",
-                    "--format",
-                    "json",
-                    "--cache",
-                    &cache,
-                    "sweep.lth",
-                ],
-                dir.path(),
-            );
-            assert!(out.status.success(), "{device}: results");
-            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
-        };
-        let (cpu, gpu) = (results("cpu"), results("wgpu"));
-        let (cpu, gpu) = (cpu.as_array().unwrap(), gpu.as_array().unwrap());
-        assert_eq!(cpu.len(), gpu.len());
-        assert_eq!(
-            cpu.len(),
-            2 * (1 + 2 * 2),
-            "dense + 2 rewinds x 2 levels, 2 copies"
-        );
-        for (c, g) in cpu.iter().zip(gpu) {
-            let field = |row: &serde_json::Value, name: &str| row[name].clone();
-            // Global pruning keeps a count: the same density. Which layer a weight near the
-            // threshold is in may differ with the weights' last bits.
-            for same in ["arm", "rewind_iteration", "seed", "level", "density"] {
-                assert!(!c[same].is_null(), "{same} of {c}");
-                assert_eq!(field(c, same), field(g, same), "{same} of {c}");
-            }
-            // [name, kept, total] per layer.
-            let layers = |row: &serde_json::Value| row["layer_density"].as_array().unwrap().clone();
-            for (a, b) in layers(c).iter().zip(&layers(g)) {
-                let count = |v: &serde_json::Value, i: usize| v[i].as_f64().unwrap();
-                assert_eq!(a[0], b[0]);
-                let off = (count(a, 1) - count(b, 1)).abs() / count(a, 2);
-                assert!(off <= 0.01, "layer densities of\ncpu {c}\nwgpu {g}");
-            }
-            let accuracy = |row: &serde_json::Value| row["test_accuracy"].as_f64().unwrap();
-            assert!(accuracy(g) > 0.9, "wgpu: {g}");
-            assert!(
-                (accuracy(c) - accuracy(g)).abs() <= 0.05,
-                "cpu {c}\nwgpu {g}"
-            );
-        }
+        super::an_imp_sweep_runs_as_on_the_cpu("wgpu");
     }
 }

@@ -92,7 +92,9 @@ pub fn tiny_idx(dir: &std::path::Path, train: usize, test: usize) -> String {
 
 /// Runs the `lthc` binary in `dir`, ignoring the caller's `LTHC_CACHE`.
 pub fn lthc(args: &[&str], dir: &std::path::Path) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_lthc"))
+    // `LTHC_BIN` names the binary where the tests run without cargo's build (bench/gpu.sh).
+    let bin = std::env::var_os("LTHC_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_lthc").into());
+    std::process::Command::new(bin)
         .args(args)
         .current_dir(dir)
         .env_remove("LTHC_CACHE")
