@@ -123,7 +123,14 @@ fn time<'a, B: lthc::train::TrainBackend>(
             s.spawn(move || train::<B>(&job(5 + its), warm, device, |_| Ok(())).expect("train"));
         }
     });
-    (t.elapsed().as_secs_f64(), cpu_seconds() - cpu)
+    B::sync(device).expect("sync");
+    let timed = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu);
+    // CUBECL_DEBUG_OPTION=profile: cubecl times each kernel and prints a summary at the sync
+    // above, from a logger thread that needs a moment before the process ends.
+    if std::env::var_os("CUBECL_DEBUG_OPTION").is_some() {
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+    timed
 }
 
 fn main() {
