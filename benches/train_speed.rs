@@ -117,12 +117,18 @@ fn time<'a, B: lthc::train::TrainBackend>(
 ) -> (f64, f64) {
     let warm = train::<B>(&job(5), state, device, |_| Ok(())).expect("train");
     let (t, cpu) = (Instant::now(), cpu_seconds());
-    std::thread::scope(|s| {
-        for _ in 0..jobs {
-            let warm = warm.clone();
-            s.spawn(move || train::<B>(&job(5 + its), warm, device, |_| Ok(())).expect("train"));
-        }
-    });
+    let run = |warm| train::<B>(&job(5 + its), warm, device, |_| Ok(())).expect("train");
+    if jobs == 1 {
+        // On the warmed-up thread, as before `jobs` existed: its thread-local buffers are warm.
+        run(warm);
+    } else {
+        std::thread::scope(|s| {
+            for _ in 0..jobs {
+                let warm = warm.clone();
+                s.spawn(move || run(warm));
+            }
+        });
+    }
     B::sync(device).expect("sync");
     let timed = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu);
     // CUBECL_DEBUG_OPTION=profile: cubecl times each kernel and prints a summary at the sync
