@@ -104,6 +104,24 @@ fn experiment(network: &str, data: &str, recipe: &str) -> ExperimentSpec {
     checked.experiments.into_iter().next().unwrap()
 }
 
+/// `e`'s training on `data` to iteration `end`, data order seed 1, quietly.
+fn quiet_job<'a>(e: &'a ExperimentSpec, data: Arc<Dataset>, end: u64, label: &str) -> Job<'a> {
+    Job {
+        net: &e.network,
+        recipe: &e.recipe,
+        data,
+        order: Order {
+            seed: 1,
+            copy: 0,
+            batch: e.recipe.batch as usize,
+        },
+        end,
+        checkpoints: Default::default(),
+        progress: Progress::Quiet,
+        label: label.into(),
+    }
+}
+
 fn random_data(e: &ExperimentSpec) -> Arc<Dataset> {
     let spec = &e.dataset;
     let shape = [
@@ -201,20 +219,7 @@ fn masked_lenet_keeps_pruned_weights_at_zero<G: TrainBackend>(name: &str, device
             *m = Some(mask);
         }
     }
-    let job = Job {
-        net: &e.network,
-        recipe: &e.recipe,
-        data: d,
-        order: Order {
-            seed: 1,
-            copy: 0,
-            batch: e.recipe.batch as usize,
-        },
-        end: 300,
-        checkpoints: Default::default(),
-        progress: Progress::Quiet,
-        label: name.into(),
-    };
+    let job = quiet_job(&e, d, 300, name);
     let end = train::<G>(&job, state, device, |_| Ok(())).unwrap();
     let mut pruned = 0;
     for (p, m) in end.params.iter().zip(&end.masks) {
@@ -258,20 +263,7 @@ fn a_resnet20_step_matches_the_cpu<G: TrainBackend>(name: &str, device: &G::Devi
         "resnet20_standard with { batch = 32 }",
     );
     let d = random_data(&e);
-    let job = |end| Job {
-        net: &e.network,
-        recipe: &e.recipe,
-        data: d.clone(),
-        order: Order {
-            seed: 1,
-            copy: 0,
-            batch: e.recipe.batch as usize,
-        },
-        end,
-        checkpoints: Default::default(),
-        progress: Progress::Quiet,
-        label: name.into(),
-    };
+    let job = |end| quiet_job(&e, d.clone(), end, name);
     let cpu_step = |state: State| {
         let end = state.iteration + 1;
         train::<Autodiff<Flex>>(&job(end), state, &Default::default(), |_| Ok(()))
