@@ -27,8 +27,10 @@ pub fn set_widest(lanes: Lanes) {
 /// otherwise as compiled for the baseline. Give `f` as an `#[inline(always)]` closure that
 /// calls `#[inline(always)]` functions: only code inlined into that function is compiled for
 /// the wider lanes (a plain closure stays a call, compiled for the baseline). Callers keep to
-/// operations whose results do not depend on the instruction set (no FMA contraction happens
-/// in Rust, and the compiler never reorders a sum), so the bits are the same at every width.
+/// operations whose results do not depend on the instruction set (Rust never contracts a
+/// multiply and an add into an FMA, and never reorders a sum; an explicit `mul_add` rounds once
+/// at every width: an FMA instruction with AVX2 or AVX-512, libm's `fmaf` on the baseline), so
+/// the bits are the same at every width.
 #[inline(always)]
 pub fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
@@ -46,8 +48,9 @@ pub fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Whether the CPU has AVX2 and [`set_widest`] allows it: the kernels written with AVX2
-/// intrinsics ask this before they run (their portable versions otherwise).
+/// Whether the CPU has AVX2 (and FMA, as every AVX2 CPU does) and [`set_widest`] allows it:
+/// the kernels written with AVX2 intrinsics ask this before they run (their portable versions
+/// otherwise).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub fn avx2() -> bool {
@@ -57,7 +60,7 @@ pub fn avx2() -> bool {
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn has_avx2() -> bool {
-    std::is_x86_feature_detected!("avx2")
+    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
 }
 
 /// Whether the CPU has the AVX-512 extensions [`with_avx512`] is compiled for.
@@ -77,7 +80,7 @@ unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
     f()
 }

@@ -298,7 +298,7 @@ impl Table<'_> {
                 .try_into()
                 .expect("N columns");
             for k in 0..N {
-                sum[k] += v * row[k];
+                sum[k] = v.mul_add(row[k], sum[k]);
             }
         }
         sums.copy_from_slice(&sum);
