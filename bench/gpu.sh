@@ -3,8 +3,9 @@
 # first stage and the blocks of ResNet-50, SqueezeNet and Inception-v3 against the CPU backend;
 # a ResNet-20 training step and its evaluation; a masked LeNet run keeps pruned weights at
 # exactly 0; an IMP sweep through `lthc run --device cuda`), then training throughput of lthc
-# on CUDA against PyTorch on CUDA, N LeNet runs sharing the GPU, and the same with burn's
-# autotuned kernels (`--features cuda,autotune`) for as long as the time allows. Two halves:
+# on CUDA (convolutions as products of the unfolded input, src/nn/kernels/unfold_conv.rs)
+# against PyTorch on CUDA, N LeNet runs sharing the GPU, and the same with burn's autotuned
+# kernels (`--features cuda,autotune`) for as long as the time allows. Two halves:
 #
 #   bench/gpu.sh build   on the development machine (cargo, no GPU needed): builds the test and
 #                        bench executables of both variants and the `lthc` binary into

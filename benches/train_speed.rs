@@ -9,6 +9,9 @@
 //! and takes the sparse path (`nn::kernels::sparse_input`); on random data it never does.
 //!
 //! `cargo bench --bench train_speed -- [lenet|lenet_sgd|lenet_mnist|lenet_sgd_mnist|resnet20|vgg_stage1] [iterations]`
+//!
+//! `LTHC_BENCH_DEVICE=cuda` (built with `--features cuda`) or `wgpu` (`--features wgpu`)
+//! trains on that device instead (`bench/gpu.sh`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -191,6 +194,14 @@ fn main() {
         let (secs, cpu) = match std::env::var("LTHC_BENCH_DEVICE").as_deref() {
             #[cfg(feature = "cuda")]
             Ok("cuda") => time::<burn::backend::Autodiff<burn::backend::Cuda>>(
+                &job,
+                its,
+                state,
+                &Default::default(),
+                jobs,
+            ),
+            #[cfg(feature = "wgpu")]
+            Ok("wgpu") => time::<burn::backend::Autodiff<burn::backend::Wgpu>>(
                 &job,
                 its,
                 state,

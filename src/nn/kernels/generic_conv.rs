@@ -12,7 +12,7 @@
 
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor};
-use burn::tensor::{Tensor, TensorMetadata};
+use burn::tensor::{s, Tensor, TensorMetadata};
 
 use super::float;
 
@@ -49,23 +49,22 @@ pub fn conv2d_input_grad<B: Backend>(
 }
 
 /// `t` (`[n, c, h, w]`) with `stride − 1` zeros after each value along h and w, cut to `size`.
-/// `size` is at most `stride · [h, w]` and at least what holds the last value.
-fn spread<B: Backend>(t: Tensor<B, 4>, stride: [usize; 2], size: [usize; 2]) -> Tensor<B, 4> {
+/// `size` is at most `stride · [h, w]` and at least what holds the last value. Written into
+/// zeros by a stepped slice, not built by reshapes: `t` may be a strided view (a gradient that
+/// a concatenation's backward sliced out), and burn 0.21 gives such a view with size-1 axes the
+/// wrong strides when a reshape adds axes (Inception's 3x3 stride-2 convolutions to 1x1 maps
+/// came out wrong on lavapipe).
+pub(super) fn spread<B: Backend>(
+    t: Tensor<B, 4>,
+    stride: [usize; 2],
+    size: [usize; 2],
+) -> Tensor<B, 4> {
     let [n, c, h, w] = t.dims();
     let [sh, sw] = stride;
-    let device = t.device();
-    let mut t = t.reshape([n, c, h, 1, w, 1]);
-    if sh > 1 {
-        let zeros = Tensor::zeros([n, c, h, sh - 1, w, 1], &device);
-        t = Tensor::cat(vec![t, zeros], 3);
-    }
-    if sw > 1 {
-        let zeros = Tensor::zeros([n, c, h, sh, w, sw - 1], &device);
-        t = Tensor::cat(vec![t, zeros], 5);
-    }
-    t.reshape([n, c, h * sh, w * sw])
-        .narrow(2, 0, size[0])
-        .narrow(3, 0, size[1])
+    let rows = 0..(h - 1) * sh + 1;
+    let cols = 0..(w - 1) * sw + 1;
+    Tensor::zeros([n, c, size[0], size[1]], &t.device())
+        .slice_assign(s![.., .., rows;sh, cols;sw], t)
 }
 
 #[cfg(test)]

@@ -6,8 +6,10 @@
 //! MNIST's blank pixels, visiting only the other entries; [`conv`]: im2col, shifted products
 //! or Winograd; [`batchnorm`]: no transposes),
 //! by other backends with burn's operations (the defaults; [`generic_conv`] works around a
-//! burn-cubecl bug in strided convolutions' input gradient), and by the autodiff decorator with
-//! an operation whose backward calls the inner backend's gradients ([`autodiff`]).
+//! burn-cubecl bug in strided convolutions' input gradient), except that the GPU backends
+//! convolve as matrix products of the unfolded input ([`unfold_conv`]), and by the autodiff
+//! decorator with an operation whose backward calls the inner backend's gradients
+//! ([`autodiff`]).
 //!
 //! `forward` goes through them unless [`reference`] asks for burn's plain operations, which
 //! tests use to check that both paths agree.
@@ -23,6 +25,12 @@ pub(crate) mod parallel;
 pub mod simd;
 pub mod sparse_input;
 mod transpose;
+// Used by the GPU backends unless burn's autotuned convolutions were asked for.
+#[cfg_attr(
+    any(feature = "autotune", not(any(feature = "cuda", feature = "wgpu"))),
+    allow(dead_code)
+)]
+mod unfold_conv;
 
 /// A row-major `[rows, cols]` matrix as `[cols, rows]` (8x8 blocks in AVX2 registers).
 pub fn transposed(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
@@ -157,11 +165,52 @@ pub trait Kernels: Backend {
     }
 }
 
+/// GPU backends convolve through [`unfold_conv`]'s products, unless burn's autotuned kernels
+/// were asked for (the `autotune` feature).
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+macro_rules! unfolded_convolutions {
+    () => {
+        #[cfg(not(feature = "autotune"))]
+        fn conv2d_forward(
+            x: FloatTensor<Self>,
+            weight: FloatTensor<Self>,
+            bias: Option<FloatTensor<Self>>,
+            options: ConvOptions<2>,
+        ) -> FloatTensor<Self> {
+            unfold_conv::conv2d_forward::<Self>(x, weight, bias, options)
+        }
+
+        #[cfg(not(feature = "autotune"))]
+        fn conv2d_input_grad(
+            x: FloatTensor<Self>,
+            weight: FloatTensor<Self>,
+            output_grad: FloatTensor<Self>,
+            options: ConvOptions<2>,
+        ) -> FloatTensor<Self> {
+            unfold_conv::conv2d_input_grad::<Self>(x, weight, output_grad, options)
+        }
+
+        #[cfg(not(feature = "autotune"))]
+        fn conv2d_weight_grad(
+            x: FloatTensor<Self>,
+            weight: FloatTensor<Self>,
+            output_grad: FloatTensor<Self>,
+            options: ConvOptions<2>,
+        ) -> FloatTensor<Self> {
+            unfold_conv::conv2d_weight_grad::<Self>(x, weight, output_grad, options)
+        }
+    };
+}
+
 #[cfg(feature = "cuda")]
-impl Kernels for burn::backend::Cuda {}
+impl Kernels for burn::backend::Cuda {
+    unfolded_convolutions!();
+}
 
 #[cfg(feature = "wgpu")]
-impl Kernels for burn::backend::Wgpu {}
+impl Kernels for burn::backend::Wgpu {
+    unfolded_convolutions!();
+}
 
 /// A backend's float primitive as a tensor.
 pub(crate) fn float<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
