@@ -61,6 +61,9 @@ pub(super) fn spread<B: Backend>(
 ) -> Tensor<B, 4> {
     let [n, c, h, w] = t.dims();
     let [sh, sw] = stride;
+    if size == [h, w] && stride == [1, 1] {
+        return t; // nothing to spread (stride-1 convolutions' input gradients)
+    }
     let rows = 0..(h - 1) * sh + 1;
     let cols = 0..(w - 1) * sw + 1;
     Tensor::zeros([n, c, size[0], size[1]], &t.device())
