@@ -167,10 +167,9 @@ pub trait Kernels: Backend {
 
 /// GPU backends convolve through [`unfold_conv`]'s products, unless burn's autotuned kernels
 /// were asked for (the `autotune` feature).
-#[cfg(any(feature = "cuda", feature = "wgpu"))]
+#[cfg(all(any(feature = "cuda", feature = "wgpu"), not(feature = "autotune")))]
 macro_rules! unfolded_convolutions {
     () => {
-        #[cfg(not(feature = "autotune"))]
         fn conv2d_forward(
             x: FloatTensor<Self>,
             weight: FloatTensor<Self>,
@@ -180,7 +179,6 @@ macro_rules! unfolded_convolutions {
             unfold_conv::conv2d_forward::<Self>(x, weight, bias, options)
         }
 
-        #[cfg(not(feature = "autotune"))]
         fn conv2d_input_grad(
             x: FloatTensor<Self>,
             weight: FloatTensor<Self>,
@@ -190,7 +188,6 @@ macro_rules! unfolded_convolutions {
             unfold_conv::conv2d_input_grad::<Self>(x, weight, output_grad, options)
         }
 
-        #[cfg(not(feature = "autotune"))]
         fn conv2d_weight_grad(
             x: FloatTensor<Self>,
             weight: FloatTensor<Self>,
@@ -204,11 +201,13 @@ macro_rules! unfolded_convolutions {
 
 #[cfg(feature = "cuda")]
 impl Kernels for burn::backend::Cuda {
+    #[cfg(not(feature = "autotune"))]
     unfolded_convolutions!();
 }
 
 #[cfg(feature = "wgpu")]
 impl Kernels for burn::backend::Wgpu {
+    #[cfg(not(feature = "autotune"))]
     unfolded_convolutions!();
 }
 

@@ -20,7 +20,7 @@ use burn::tensor::ops::{ConvOptions, FloatTensor};
 use burn::tensor::{s, Tensor, TensorMetadata};
 
 use super::float;
-use super::generic_conv;
+use super::{conv, generic_conv};
 
 /// The most bytes an unfolded input may take: larger batches are unfolded and multiplied in
 /// parts. Under wgpu's largest storage buffer binding (128 MiB by default: a 144 MiB unfolded
@@ -141,13 +141,18 @@ fn forward<B: Backend>(
     let n = x.dims()[0];
     let [ho, wo] = output_size(&x.dims(), [kh, kw], options);
     let w = weight.reshape([1, o, c * kh * kw]);
-    let parts: Vec<Tensor<B, 3>> = parts(n, c * kh * kw * ho * wo)
+    let mut parts: Vec<Tensor<B, 3>> = parts(n, c * kh * kw * ho * wo)
         .map(|(start, len)| {
             let cols = unfold(x.clone().narrow(0, start, len), [kh, kw], options);
             w.clone().matmul(cols)
         })
         .collect();
-    Tensor::cat(parts, 0).reshape([n, o, ho, wo])
+    // `cat` copies even a single tensor.
+    let y = match parts.len() {
+        1 => parts.pop().expect("one part"),
+        _ => Tensor::cat(parts, 0),
+    };
+    y.reshape([n, o, ho, wo])
 }
 
 /// `x` (`[n, c, h, w]`) unfolded to `[n, c·kh·kw, ho·wo]`: row `(ci, i, j)` holds the input
@@ -188,8 +193,13 @@ fn unfold<B: Backend>(
 /// The output map's size of a convolution of `x_dims` (`[n, c, h, w]`) with `kernel`.
 fn output_size(x_dims: &[usize; 4], kernel: [usize; 2], options: &ConvOptions<2>) -> [usize; 2] {
     std::array::from_fn(|i| {
-        let reach = options.dilation[i] * (kernel[i] - 1) + 1;
-        (x_dims[2 + i] + 2 * options.padding[i] - reach) / options.stride[i] + 1
+        conv::out_len(
+            x_dims[2 + i],
+            kernel[i],
+            options.stride[i],
+            options.padding[i],
+            options.dilation[i],
+        )
     })
 }
 

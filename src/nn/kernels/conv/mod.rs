@@ -78,7 +78,14 @@ impl Geometry {
     }
 }
 
-fn out_len(input: usize, kernel: usize, stride: usize, padding: usize, dilation: usize) -> usize {
+/// A convolution's output length along one axis.
+pub(super) fn out_len(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+) -> usize {
     (input + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1
 }
 
