@@ -456,6 +456,17 @@ fn kernels_do_not_depend_on_the_thread_count_or_the_vector_width() {
                 &ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
                 true,
             ));
+            // Tile rows of whole groups of eight and four tiles and a partial group (the
+            // transforms' vector paths and their lane loops), an odd output width.
+            for x in [[3, 32, 18, 18], [2, 32, 13, 13]] {
+                out.extend(conv_run(
+                    x,
+                    [32, 32, 3, 3],
+                    true,
+                    &ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
+                    true,
+                ));
+            }
             out.extend(batchnorm_run([20, 4, 8, 8], true, true));
             // Products large enough to split into row blocks, the last one partial: with
             // this shape, gemm's sums over all 3,000 rows at once differ in the last bit.

@@ -1,5 +1,5 @@
 //! Convolution on the CPU as im2col + GEMM, per example, NCHW, f32: the forward pass and both
-//! backward passes; 3x3 stride-1 layers by Winograd's F(2x2, 3x3) instead (`winograd.rs`),
+//! backward passes; 3x3 stride-1 layers by Winograd's F(2x2, 3x3) instead (`winograd/`),
 //! stride-1 weight gradients without im2col (`shifted.rs`). Examples run in parallel (rayon);
 //! within one, the `gemm` crate multiplies single-threaded. Every sum has a fixed order whatever the thread count, so results are
 //! bit-identical across runs and across `RAYON_NUM_THREADS`.

@@ -8,7 +8,9 @@
 //! fewer multiply-adds. The weight gradient (from 32 channels) reuses the input transform:
 //! `dU = Σ_tiles (A dY Aᵀ) ⊙ V`, then `Gᵀ dU G`. The transforms run eight tiles at a time in
 //! fixed-size lane arrays (vectorized, with AVX2 through `simd::vectorized` where the CPU has
-//! it; additions only, so the same bits either way).
+//! it; additions only, so the same bits either way); where the CPU has AVX2, a tile row's
+//! whole groups of eight and four tiles go through intrinsics instead (`x86.rs`), and these
+//! loops do the rest.
 //! Bands and pieces are fixed by the geometry, never by the thread count. The results differ
 //! from im2col's in the last bits (other sums); `tests/kernels.rs` bounds the difference.
 
@@ -16,6 +18,8 @@ use super::super::gemm::{matmul, Mat};
 use super::super::parallel;
 use super::super::simd::vectorized;
 use super::{sum_over_examples, with_scratch, Geometry, WEIGHT_CHUNK};
+
+mod x86;
 
 /// Tiles transformed together (one vector of eight f32).
 const LANES: usize = 8;
@@ -234,8 +238,11 @@ fn transform_gradient(
             }
             for ty in band.clone() {
                 let first = e * per_example + (ty - band.start) * t.cols;
-                let (top, bottom) = padded[2 * ty * row_len..][..2 * row_len].split_at(row_len);
-                for tx in (0..t.cols).step_by(LANES) {
+                let rows = &padded[2 * ty * row_len..][..2 * row_len];
+                let at = k * tiles + first;
+                let done = x86::gradient_row(rows, t.half_row, t.cols, dm, at, stride);
+                let (top, bottom) = rows.split_at(row_len);
+                for tx in (done..t.cols).step_by(LANES) {
                     // The tile [[a, b], [c, d]]: A's rows are [1, 0], [1, 1], [1, -1], [0, -1].
                     let (a, b) = (load(top, tx), load(top, t.half_row + tx));
                     let (c, d) = (load(bottom, tx), load(bottom, t.half_row + tx));
@@ -332,7 +339,10 @@ fn transform_input(
             }
             for ty in band.clone() {
                 let first = e * per_example + (ty - band.start) * t.cols;
-                for tx in (0..t.cols).step_by(LANES) {
+                let rows = &padded[2 * ty * 2 * t.half_row..][..8 * t.half_row];
+                let at = c * tiles + first;
+                let done = x86::input_row(rows, t.half_row, t.cols, v, at, stride);
+                for tx in (done..t.cols).step_by(LANES) {
                     let d = load_tile_lanes(padded, t, ty, tx);
                     let out = input_tile(&d);
                     let n = LANES.min(t.cols - tx);
@@ -454,7 +464,10 @@ fn transform_output(
             let b = bias.map_or(0.0, |b| b[k]);
             for ty in band.clone() {
                 let first = e * per_example + (ty - band.start) * t.cols;
-                for tx in (0..t.cols).step_by(LANES) {
+                let (top, rest) = channel[2 * ty * ow..].split_at_mut(ow);
+                let bottom = (2 * ty + 1 < oh).then(|| &mut rest[..ow]);
+                let done = x86::output_row(m, k * tiles + first, stride, b, top, bottom);
+                for tx in (done..t.cols).step_by(LANES) {
                     let mut tile = [[0.0; LANES]; 16];
                     for (xi, lanes) in tile.iter_mut().enumerate() {
                         *lanes = load(m, xi * stride + k * tiles + first + tx);
