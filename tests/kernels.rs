@@ -228,7 +228,7 @@ fn convolution_agrees_with_burn() {
             true,
             o([1, 1], [2, 2], [1, 1], 1),
         ),
-        // The weight gradient by Winograd (32 channels and more): bands of tile rows within
+        // The weight gradient by Winograd: bands of tile rows within
         // an example, partial tiles; then groups of examples, the last chunk of the sum partial.
         (
             [2, 32, 23, 21],

@@ -5,7 +5,7 @@
 //! additions only) into 16 matrices `[channels, tiles]`, one GEMM per tile position against
 //! the transformed kernel (`U = G g Gᵀ`), and the 2x2 outputs recovered (`Y = Aᵀ M A`). That
 //! replaces im2col's nine copies of the input with one deinterleaving copy, and does 2.25x
-//! fewer multiply-adds. The weight gradient (from 32 channels) reuses the input transform:
+//! fewer multiply-adds. The weight gradient reuses the input transform:
 //! `dU = Σ_tiles (A dY Aᵀ) ⊙ V`, then `Gᵀ dU G`. The transforms run eight tiles at a time in
 //! fixed-size lane arrays (vectorized, with AVX2 through `simd::vectorized` where the CPU has
 //! it; additions only, so the same bits either way); where the CPU has AVX2, a tile row's
@@ -28,12 +28,6 @@ type Lanes = [f32; LANES];
 /// Fewer channels make each of the 16 products too thin for gemm; im2col (depth 9·c) wins.
 const MIN_CHANNELS: usize = 8;
 
-/// Fewer channels and the weight gradient is faster as shifted products (`super::shifted`):
-/// its products are then too small for the transforms to pay (measured per layer, 128
-/// examples: at 16 channels 6.5–9 ms against 5–6.5, at 32 channels 4.2–7 against 6–7, at 64
-/// channels on 32x32 51–80 against 95–99).
-const MIN_WEIGHT_GRADIENT_CHANNELS: usize = 32;
-
 /// Transformed inputs and products (floats) one band of tiles may take: both stay in L2
 /// between the transforms and the GEMMs that read and write them.
 const BAND_FLOATS: usize = 96 * 1024;
@@ -53,8 +47,12 @@ pub(super) fn applies(g: &Geometry) -> bool {
 }
 
 /// Whether [`backward_weight`] computes this convolution's weight gradient.
+/// Wherever the forward pass applies: since the transforms went to intrinsics (`x86.rs`) this
+/// beats the shifted products at every width (one thread, 128 examples at 32x32: 8 channels
+/// 2.0 against 10.8 ms, 16 channels 5.9 against 7.8; at 8x8 and 16 channels 0.63 against
+/// 0.59, the one loss). Before, shifted products won below 32 channels.
 pub(super) fn applies_to_weight_gradient(g: &Geometry) -> bool {
-    applies(g) && g.in_channels.min(g.out_channels) >= MIN_WEIGHT_GRADIENT_CHANNELS
+    applies(g)
 }
 
 /// How one example's output is cut into 2x2 tiles, and how its input is kept: zero-padded to
