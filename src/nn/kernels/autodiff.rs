@@ -89,11 +89,12 @@ impl<B: Kernels, const N: usize> Backward<B, N> for LinearBackward {
 struct BatchNormBackward;
 
 impl<B: Kernels> Backward<B, 3> for BatchNormBackward {
-    /// Checkpointed input and scale, the batch statistics, eps, and the output when it went
-    /// through a ReLU.
+    /// Checkpointed input and scale, the shift, the batch statistics, eps, and the output when
+    /// it went through a ReLU.
     type State = (
         NodeId,
         NodeId,
+        FloatTensor<B>,
         FloatTensor<B>,
         FloatTensor<B>,
         f64,
@@ -107,10 +108,11 @@ impl<B: Kernels> Backward<B, 3> for BatchNormBackward {
         checkpointer: &mut Checkpointer,
     ) {
         let dy = grads.consume::<B>(&ops.node);
-        let (x_id, gamma_id, mean, var, eps, relu_output) = ops.state;
+        let (x_id, gamma_id, beta, mean, var, eps, relu_output) = ops.state;
         let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_id);
         let gamma = checkpointer.retrieve_node_output::<FloatTensor<B>>(gamma_id);
-        let [dx, dgamma, dbeta] = B::batchnorm_backward(x, gamma, mean, var, eps, relu_output, dy);
+        let [dx, dgamma, dbeta] =
+            B::batchnorm_backward(x, gamma, beta, mean, var, eps, relu_output, dy);
         let [x_node, gamma_node, beta_node] = ops.parents;
         for (node, grad) in [(x_node, dx), (gamma_node, dgamma), (beta_node, dbeta)] {
             if let Some(node) = node {
@@ -213,10 +215,12 @@ impl<B: Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
         let (y, mean, var) = match prep {
             OpsKind::Tracked(mut prep) => {
                 let (x_id, gamma_id) = (prep.checkpoint(&x), prep.checkpoint(&gamma));
+                let beta = beta.primitive;
                 let [y, mean, var] =
-                    B::batchnorm_forward(x.primitive, gamma.primitive, beta.primitive, eps, relu);
+                    B::batchnorm_forward(x.primitive, gamma.primitive, beta.clone(), eps, relu);
                 let out = relu.then(|| y.clone());
-                let y = prep.finish((x_id, gamma_id, mean.clone(), var.clone(), eps, out), y);
+                let state = (x_id, gamma_id, beta, mean.clone(), var.clone(), eps, out);
+                let y = prep.finish(state, y);
                 (y, mean, var)
             }
             OpsKind::UnTracked(prep) => {

@@ -73,15 +73,9 @@ pub fn forward(
             [mean, squares / count]
         },
     );
-    // y = x * scale + shift, with scale = gamma / sqrt(var + eps), shift = beta - mean * scale.
-    let coef: Vec<[f32; 2]> = stats
-        .iter()
-        .zip(gamma.iter().zip(beta))
-        .map(|(&[mean, var], (&g, &b))| {
-            let scale = f64::from(g) / (var + eps).sqrt();
-            [scale as f32, (f64::from(b) - mean * scale) as f32]
-        })
-        .collect();
+    let mean: Vec<f32> = stats.iter().map(|s| s[0] as f32).collect();
+    let var: Vec<f32> = stats.iter().map(|s| s[1] as f32).collect();
+    let coef = coefficients(gamma, beta, &mean, &var, eps);
     let y = parallel::build_chunks(split(s), s.batch, s.example(), |i, y| {
         let x = &x[i * s.example()..][..s.example()];
         vectorized(
@@ -100,19 +94,33 @@ pub fn forward(
             },
         )
     });
-    let mean = stats.iter().map(|s| s[0] as f32).collect();
-    let var = stats.iter().map(|s| s[1] as f32).collect();
     (y, mean, var)
 }
 
+/// `[scale, shift]` per channel, `y = x · scale + shift` with `scale = gamma / sqrt(var + eps)`
+/// and `shift = beta − mean · scale`: from the f32 statistics the backward pass is given too,
+/// so that it recomputes the forward pass's values before the ReLU bit for bit.
+fn coefficients(gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32], eps: f64) -> Vec<[f32; 2]> {
+    gamma
+        .iter()
+        .zip(beta)
+        .zip(mean.iter().zip(var))
+        .map(|((&g, &b), (&m, &v))| {
+            let scale = f64::from(g) / (f64::from(v) + eps).sqrt();
+            [scale as f32, (f64::from(b) - f64::from(m) * scale) as f32]
+        })
+        .collect()
+}
+
 /// What the backward pass needs from the forward pass: its batch `mean` and biased `var`,
-/// `eps`, and its output when it included the ReLU (the gradient passes where that is
-/// positive).
+/// `eps`, and `beta` when it included the ReLU. The gradient passes where the forward pass's
+/// value before the ReLU, `x · scale + shift`, was positive: recomputed from `x` rather than
+/// read from the output (one stream less of the four the backward pass reads).
 pub struct Saved<'a> {
     pub mean: &'a [f32],
     pub var: &'a [f32],
     pub eps: f64,
-    pub relu_output: Option<&'a [f32]>,
+    pub relu_beta: Option<&'a [f32]>,
 }
 
 /// Gradients `(dx, dgamma, dbeta)` of the training-mode forward pass.
@@ -127,10 +135,14 @@ pub fn backward(
         mean,
         var,
         eps,
-        relu_output,
+        relu_beta,
     } = *saved;
-    // Without a ReLU the output lane is never read: any slice of the right length will do.
-    let (relu, out) = (relu_output.is_some(), relu_output.unwrap_or(x));
+    // Without a ReLU the coefficients are never used.
+    let relu = relu_beta.is_some();
+    let relu_coef = relu_beta.map_or_else(
+        || vec![[0.0; 2]; s.channels],
+        |beta| coefficients(gamma, beta, mean, var, eps),
+    );
     let inv_std: Vec<f64> = var
         .iter()
         .map(|&v| 1.0 / (f64::from(v) + eps).sqrt())
@@ -142,11 +154,11 @@ pub fn backward(
         |c| {
             let (mut sd, mut sdx) = (0.0, 0.0);
             for e in 0..s.batch {
-                let (dy, x, out) = (row(s, dy, e, c), row(s, x, e, c), row(s, out, e, c));
+                let (dy, x) = (row(s, dy, e, c), row(s, x, e, c));
                 let [a, b] = if relu {
-                    gradient_sums::<true>(dy, x, out)
+                    gradient_sums::<true>(dy, x, relu_coef[c])
                 } else {
-                    gradient_sums::<false>(dy, x, out)
+                    gradient_sums::<false>(dy, x, relu_coef[c])
                 };
                 (sd, sdx) = (sd + a, sdx + b);
             }
@@ -166,17 +178,22 @@ pub fn backward(
         .collect();
     let dx = parallel::build_chunks(split(s), s.batch, s.example(), |i, dx| {
         let range = i * s.example()..(i + 1) * s.example();
-        let (dy, x, out) = (&dy[range.clone()], &x[range.clone()], &out[range]);
+        let (dy, x) = (&dy[range.clone()], &x[range]);
         vectorized(
             #[inline(always)]
             || {
-                let rows = dx.chunks_exact_mut(s.pixels).zip(
-                    dy.chunks_exact(s.pixels)
-                        .zip(x.chunks_exact(s.pixels).zip(out.chunks_exact(s.pixels))),
-                );
-                for ((dx, (dy, (x, out))), &[a, b, c]) in rows.zip(&coef) {
-                    for (o, (&d, (&v, &y))) in dx.iter_mut().zip(dy.iter().zip(x.iter().zip(out))) {
-                        let d = if !relu || y > 0.0 { d } else { 0.0 };
+                let rows = dx
+                    .chunks_exact_mut(s.pixels)
+                    .zip(dy.chunks_exact(s.pixels).zip(x.chunks_exact(s.pixels)));
+                for ((dx, (dy, x)), (&[a, b, c], &[scale, shift])) in
+                    rows.zip(coef.iter().zip(&relu_coef))
+                {
+                    for (o, (&d, &v)) in dx.iter_mut().zip(dy.iter().zip(x)) {
+                        let d = if !relu || v * scale + shift > 0.0 {
+                            d
+                        } else {
+                            0.0
+                        };
                         *o = d * a + v * b + c;
                     }
                 }
@@ -237,32 +254,76 @@ fn lanes_total(acc: &[f64; LANES]) -> f64 {
     total
 }
 
-/// `[Σ d, Σ d · x]` over a row, where `d` is `dy` passed through the fused ReLU (if any).
+/// `[Σ d, Σ d · x]` over a row, where `d` is `dy` passed through the fused ReLU (if any):
+/// where `x · scale + shift` (the forward pass's value before it) is positive.
 #[inline(always)]
-fn gradient_sums<const RELU: bool>(dy: &[f32], x: &[f32], out: &[f32]) -> [f64; 2] {
-    let through = |d: f32, y: f32| f64::from(if !RELU || y > 0.0 { d } else { 0.0 });
+fn gradient_sums<const RELU: bool>(dy: &[f32], x: &[f32], [scale, shift]: [f32; 2]) -> [f64; 2] {
+    let through = |d: f32, v: f32| {
+        f64::from(if !RELU || v * scale + shift > 0.0 {
+            d
+        } else {
+            0.0
+        })
+    };
     let (mut a, mut b) = ([0.0f64; LANES], [0.0f64; LANES]);
-    let (dc, xc, oc) = (
-        dy.chunks_exact(LANES),
-        x.chunks_exact(LANES),
-        out.chunks_exact(LANES),
-    );
+    let (dc, xc) = (dy.chunks_exact(LANES), x.chunks_exact(LANES));
     let mut tail = [0.0, 0.0];
-    for ((&d, &v), &y) in dc
-        .remainder()
-        .iter()
-        .zip(xc.remainder())
-        .zip(oc.remainder())
-    {
-        let d = through(d, y);
+    for (&d, &v) in dc.remainder().iter().zip(xc.remainder()) {
+        let d = through(d, v);
         tail = [tail[0] + d, tail[1] + d * f64::from(v)];
     }
-    for ((d, v), y) in dc.zip(xc).zip(oc) {
+    for (d, v) in dc.zip(xc) {
         for l in 0..LANES {
-            let d = through(d[l], y[l]);
+            let d = through(d[l], v[l]);
             a[l] += d;
             b[l] += d * f64::from(v[l]);
         }
     }
     [lanes_total(&a) + tail[0], lanes_total(&b) + tail[1]]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The backward pass lets the gradient through where `x · scale + shift > 0`, recomputed
+    /// from the saved statistics: that must be exactly where the forward pass's ReLU output is
+    /// positive, also for values that land on zero or next to it.
+    #[test]
+    fn the_recomputed_relu_mask_is_the_forward_pass_s() {
+        let s = Shape {
+            batch: 2,
+            channels: 32,
+            pixels: 30,
+        };
+        // Each channel's values are m − d, m and m + d: its mean is m, where the value before
+        // the ReLU is zero up to rounding, and its sign hangs on the last bits of the
+        // coefficients.
+        let m = |c: usize| 0.1 + 0.37 * c as f32;
+        let x: Vec<f32> = (0..s.batch * s.example())
+            .map(|i| m(i / s.pixels % s.channels) + [-1.0, 0.0, 1.0][i % 3])
+            .collect();
+        let gamma: Vec<f32> = (0..s.channels).map(|c| 0.5 + 0.13 * c as f32).collect();
+        let beta = vec![0.0; s.channels];
+        let (y, mean, var) = forward(&s, &x, &gamma, &beta, 1e-5, true);
+        let coef = coefficients(&gamma, &beta, &mean, &var, 1e-5);
+        let (mut on, mut off) = (0, 0);
+        for e in 0..s.batch {
+            for (c, &[scale, shift]) in coef.iter().enumerate() {
+                for (&v, &out) in row(&s, &x, e, c).iter().zip(row(&s, &y, e, c)) {
+                    let pass = v * scale + shift > 0.0;
+                    assert_eq!(pass, out > 0.0, "x {v}, channel {c}, output {out}");
+                    if pass {
+                        on += 1;
+                    } else {
+                        off += 1;
+                    }
+                }
+            }
+        }
+        assert!(
+            on > 0 && off > 0,
+            "the ReLU passes {on} and stops {off} values"
+        );
+    }
 }

@@ -248,13 +248,14 @@ impl Kernels for Flex {
     fn batchnorm_backward(
         x: FlexTensor,
         gamma: FlexTensor,
+        beta: FlexTensor,
         mean: FlexTensor,
         var: FlexTensor,
         eps: f64,
         relu_output: Option<FlexTensor>,
         output_grad: FlexTensor,
     ) -> [FlexTensor; 3] {
-        let all_f32 = is_f32(&[&x, &gamma, &mean, &var, &output_grad])
+        let all_f32 = is_f32(&[&x, &gamma, &beta, &mean, &var, &output_grad])
             && relu_output.iter().all(|y| is_f32(&[y]));
         let Some(s) = norm_shape(&x).filter(|_| all_f32) else {
             let (dx, dgamma, dbeta) = generic::batchnorm_backward::<Flex>(
@@ -272,13 +273,14 @@ impl Kernels for Flex {
                 dbeta.into_primitive().tensor(),
             ];
         };
-        let [x, gamma, mean, var, dy] = [x, gamma, mean, var, output_grad].map(contiguous);
-        let out = relu_output.map(contiguous);
+        let relu = relu_output.is_some();
+        let [x, gamma, beta, mean, var, dy] =
+            [x, gamma, beta, mean, var, output_grad].map(contiguous);
         let saved = batchnorm::Saved {
             mean: values(&mean),
             var: values(&var),
             eps,
-            relu_output: out.as_ref().map(values),
+            relu_beta: relu.then(|| values(&beta)),
         };
         let (dx, dgamma, dbeta) =
             batchnorm::backward(&s, values(&x), values(&gamma), &saved, values(&dy));

@@ -138,10 +138,12 @@ pub trait Kernels: Backend {
     }
 
     /// `(dx, dgamma, dbeta)` of [`Kernels::batchnorm_forward`]; `relu_output` is its output
-    /// when it included the ReLU.
+    /// when it included the ReLU (the CPU kernel recomputes its sign from `x` and `beta`).
+    #[allow(clippy::too_many_arguments)]
     fn batchnorm_backward(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
+        _beta: FloatTensor<Self>,
         mean: FloatTensor<Self>,
         var: FloatTensor<Self>,
         eps: f64,
