@@ -115,7 +115,8 @@ fn coefficients(gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32], eps: f64
 /// What the backward pass needs from the forward pass: its batch `mean` and biased `var`,
 /// `eps`, and `beta` when it included the ReLU. The gradient passes where the forward pass's
 /// value before the ReLU, `x · scale + shift`, was positive: recomputed from `x` rather than
-/// read from the output (one stream less of the four the backward pass reads).
+/// read from the output (the backward pass's two passes then read two and three tensors, not
+/// three and four).
 pub struct Saved<'a> {
     pub mean: &'a [f32],
     pub var: &'a [f32],
